@@ -1,0 +1,26 @@
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    VAR_DIR=/app/var STATIC_ROOT=/app/var/static
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY controlplane controlplane
+COPY rbac rbac
+COPY agents agents
+COPY run_queue run_queue
+COPY runs runs
+COPY files files
+COPY observability observability
+COPY executor executor
+COPY templates templates
+COPY static static
+COPY manage.py ./
+
+RUN pip install . \
+ && useradd --system --uid 10001 --home /app controlplane \
+ && mkdir -p /app/var && chown controlplane /app/var \
+ && DEBUG=1 python manage.py collectstatic --noinput -v0
+USER controlplane
+EXPOSE 8000
+CMD ["gunicorn", "controlplane.asgi:application", "-k", "uvicorn_worker.UvicornWorker", "--bind", "0.0.0.0:8000"]

@@ -1,0 +1,39 @@
+"""The base of every domain exception.
+
+Services raise subclasses; ``controlplane.api.exception_handler`` renders them as
+``{"error": {"code", "message", "detail"}}`` with ``status``. This leaf module imports nothing, so every app
+may depend on it without depending on the project's wiring.
+"""
+
+from typing import Any
+
+
+class DomainError(Exception):
+    status = 400
+    code = "invalid_request"
+    message = "The request cannot be carried out."
+
+    def __init__(self, message: str | None = None, *, detail: Any = None, code: str | None = None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.detail = detail
+        if code:
+            self.code = code
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+    message = "Not found."
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+    message = "The request conflicts with the current state."
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "permission_denied"
+    message = "You do not have permission to perform this action."

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RunQueueConfig(AppConfig):
+    name = "run_queue"
+    verbose_name = "Run queue"

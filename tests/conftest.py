@@ -1,0 +1,45 @@
+"""The cast every test can use: a superuser, an owner and a member of one department, and an outsider."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import DepartmentFactory, UserFactory
+
+
+@pytest.fixture
+def superuser(db):
+    return UserFactory(username="root", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def owner(db):
+    return UserFactory(username="owner")
+
+
+@pytest.fixture
+def member(db):
+    return UserFactory(username="member")
+
+
+@pytest.fixture
+def outsider(db):
+    return UserFactory(username="outsider")
+
+
+@pytest.fixture
+def department(owner, member):
+    return DepartmentFactory(name="Research", slug="research", members=[owner, member])
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def api_as(api):
+    def sign_in(user):
+        api.force_authenticate(user=user)
+        return api
+
+    return sign_in
