@@ -29,6 +29,8 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
     """Configure structlog and return the stdlib ``LOGGING`` dict that renders through it."""
     structlog.configure(
         processors=[
+            # First, so a filtered-out debug/info call on a hot path (the queue) costs one level check.
+            structlog.stdlib.filter_by_level,
             *SHARED_PROCESSORS,
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.processors.UnicodeDecoder(),

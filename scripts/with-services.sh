@@ -9,13 +9,15 @@ set -euo pipefail
 PYTHON=${PYTHON:-python3}
 tmp=""
 cleanup() {
+  local status=$?
   if [ -n "${PG_TMP:-}" ]; then
     as_pg "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m fast stop >/dev/null 2>&1 || true
   fi
   if [ -n "${REDIS_TMP_PORT:-}" ]; then
     "$REDIS_SERVER" --version >/dev/null 2>&1 && redis_cli_shutdown || true
   fi
-  [ -n "$tmp" ] && rm -rf "$tmp"
+  if [ -n "$tmp" ]; then rm -rf "$tmp"; fi
+  exit "$status"
 }
 trap cleanup EXIT
 
