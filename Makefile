@@ -31,8 +31,10 @@ lint: $(STAMP)
 	DEBUG=true $(BIN)/mypy controlplane rbac agents run_queue runs files observability executor
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 
+BENCHES ?= bench/queue.py
+
 bench: $(STAMP)
-	PYTHON=$(BIN)/python scripts/with-services.sh sh -c 'for b in bench/*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python "$$b" || exit 1; done'
+	PYTHON=$(BIN)/python scripts/with-services.sh sh -c 'for b in $(BENCHES); do echo "== $$b"; $(BIN)/python "$$b" || exit 1; done'
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

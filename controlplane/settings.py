@@ -158,6 +158,17 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# --- run queue and worker ------------------------------------------------------------------------
+QUEUE_LEASE_S = env.number("QUEUE_LEASE_S", 30.0, minimum=1.0)
+QUEUE_MAX_ATTEMPTS = env.integer("QUEUE_MAX_ATTEMPTS", 5, minimum=1)
+QUEUE_RETRY_BASE_S = env.number("QUEUE_RETRY_BASE_S", 2.0, minimum=0.0)
+QUEUE_RETRY_CAP_S = env.number("QUEUE_RETRY_CAP_S", 300.0, minimum=0.0)
+QUEUE_POLL_S = env.number("QUEUE_POLL_S", 1.0, minimum=0.01)
+QUEUE_RETENTION_S = env.number("QUEUE_RETENTION_S", 7 * 24 * 3600.0, minimum=0.0)
+WORKER_CONCURRENCY = env.integer("WORKER_CONCURRENCY", 8, minimum=1)
+WORKER_BATCH = env.integer("WORKER_BATCH", 50, minimum=1)
+WORKER_SHUTDOWN_GRACE_S = env.number("WORKER_SHUTDOWN_GRACE_S", 30.0, minimum=0.0)
+
 # --- logging --------------------------------------------------------------------------------------
 LOG_FORMAT = env.choice("LOG_FORMAT", "console", {"console", "json"})
 LOG_LEVEL = env.choice("LOG_LEVEL", "info", {"debug", "info", "warning", "error"}).upper()

@@ -1,1 +1,1 @@
-"""The reference executor: a separate HTTP service speaking executor protocol v1 (docs/executor-protocol.md)."""
+"""The reference executor: its own HTTP service speaking executor protocol v1."""

@@ -14,7 +14,7 @@ OURS = {name: svc for name, svc in COMPOSE["services"].items() if svc.get("build
 
 
 def test_our_image_runs_the_expected_services():
-    assert {"migrate", "web"} <= set(OURS)
+    assert {"migrate", "web", "worker"} <= set(OURS)
 
 
 def _check_command(command: list[str]) -> None:

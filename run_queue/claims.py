@@ -1,0 +1,102 @@
+"""Claiming: lease a batch of entries to a worker in one statement."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from run_queue.models import QueueEntry, State
+
+_RETURNED = (
+    "id",
+    "run_id",
+    "state",
+    "priority",
+    "available_at",
+    "attempts",
+    "max_attempts",
+    "lease_owner",
+    "lease_token",
+    "lease_expires_at",
+    "created_at",
+)
+
+# Two locking CTEs instead of one `ready OR expired` scan: with the OR the planner must merge two
+# partial indexes and sort every ready row before LIMIT; each branch here walks its own partial index
+# in order and stops after the batch (see docs/architecture.md). clock_timestamp(), not now(): now() is
+# the transaction's start, and a caller inside a longer transaction would see a stale clock.
+CLAIM_SQL = """
+WITH ready AS (
+    SELECT id FROM {table}
+     WHERE state = 'ready' AND available_at <= clock_timestamp()
+     ORDER BY priority DESC, available_at
+     LIMIT %(n)s
+       FOR UPDATE SKIP LOCKED
+), expired AS (
+    SELECT id FROM {table}
+     WHERE state = 'leased' AND lease_expires_at < clock_timestamp()
+     ORDER BY lease_expires_at
+     LIMIT %(n)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE {table} AS q
+   SET state = 'leased', attempts = q.attempts + 1, lease_owner = %(owner)s,
+       lease_token = gen_random_uuid(),
+       lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s),
+       updated_at = clock_timestamp()
+ WHERE q.id IN (SELECT id FROM ready UNION ALL SELECT id FROM expired)
+RETURNING {returned}
+"""
+
+
+def claim_batch(*, owner: str, limit: int, lease_seconds: float) -> list[QueueEntry]:
+    """Lease up to ``limit`` ready entries (highest priority, oldest first) plus any whose lease expired.
+
+    Each claimed entry gets one more attempt and a fresh lease token. Runs in its own short transaction.
+    """
+    if limit <= 0:
+        return []
+    if connection.vendor == "postgresql":
+        return _claim_postgresql(owner, limit, lease_seconds)
+    return _claim_portable(owner, limit, lease_seconds)
+
+
+def _claim_postgresql(owner: str, limit: int, lease_seconds: float) -> list[QueueEntry]:
+    sql = CLAIM_SQL.format(table=QueueEntry._meta.db_table, returned=", ".join(_RETURNED))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, {"n": limit, "owner": owner, "lease": lease_seconds})
+        rows = cursor.fetchall()
+    entries = [QueueEntry(**dict(zip(_RETURNED, row, strict=True))) for row in rows]
+    # RETURNING comes back in no particular order: hand the batch out highest priority, oldest first.
+    return sorted(entries, key=lambda e: (-e.priority, e.available_at))
+
+
+def _claim_portable(owner: str, limit: int, lease_seconds: float) -> list[QueueEntry]:
+    """SQLite (standalone mode): its single writer, taken at BEGIN IMMEDIATE, makes select-then-update
+    safe."""
+    claimed = []
+    with transaction.atomic():
+        now = timezone.now()
+        candidates = list(QueueEntry.objects.ready().order_by("-priority", "available_at")[:limit])
+        candidates += list(QueueEntry.objects.expired().order_by("lease_expires_at")[:limit])
+        for entry in candidates:
+            entry.state = State.LEASED
+            entry.attempts += 1
+            entry.lease_owner = owner
+            entry.lease_token = uuid.uuid4()
+            entry.lease_expires_at = now + timedelta(seconds=lease_seconds)
+            entry.save(
+                update_fields=[
+                    "state",
+                    "attempts",
+                    "lease_owner",
+                    "lease_token",
+                    "lease_expires_at",
+                    "updated_at",
+                ]
+            )
+            claimed.append(entry)
+    return claimed

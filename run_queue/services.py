@@ -1,0 +1,210 @@
+"""Writes to the queue. Every change to a leased entry is conditional on its lease token (fencing):
+a worker that lost its lease changes nothing."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from controlplane.errors import Conflict
+from run_queue.models import QueueEntry, State
+
+CHANNEL = "run_queue"
+
+
+class LeaseLost(Conflict):
+    code = "lease_lost"
+    message = "This worker no longer holds the run's lease."
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Exponential backoff with equal jitter: half the capped delay, plus up to the other half at random."""
+    delay = min(settings.QUEUE_RETRY_CAP_S, settings.QUEUE_RETRY_BASE_S * 2 ** max(attempts - 1, 0))
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+def _notify() -> None:
+    # NOTIFY inside the transaction is delivered when it commits (and dropped if it rolls back).
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {CHANNEL}")
+
+
+@transaction.atomic
+def entry_enqueue(*, run_id: uuid.UUID, priority: int = 0, max_attempts: int | None = None) -> QueueEntry:
+    entry = QueueEntry.objects.create(
+        run_id=run_id, priority=priority, max_attempts=max_attempts or settings.QUEUE_MAX_ATTEMPTS
+    )
+    _notify()
+    return entry
+
+
+@transaction.atomic
+def entries_enqueue(*, run_ids: Iterable[uuid.UUID], priority: int = 0) -> int:
+    """Enqueue many runs in one statement (imports, benchmarks)."""
+    now = timezone.now()
+    rows = [
+        QueueEntry(run_id=rid, priority=priority, max_attempts=settings.QUEUE_MAX_ATTEMPTS, available_at=now)
+        for rid in run_ids
+    ]
+    QueueEntry.objects.bulk_create(rows, batch_size=5000)
+    _notify()
+    return len(rows)
+
+
+def _release_fields() -> dict:
+    return {"lease_owner": "", "lease_token": None, "lease_expires_at": None, "updated_at": timezone.now()}
+
+
+def entry_retry(*, entry: QueueEntry, error_class: str, detail: str) -> State | None:
+    """Schedule another attempt after a backoff, or mark the entry dead when attempts are spent.
+
+    Returns the new state, or None when the lease was lost.
+    """
+    errors = {"last_error_class": error_class, "last_error_detail": detail}
+    if entry.attempts >= entry.max_attempts:
+        return State.DEAD if entry_mark_dead(entry=entry, error_class=error_class, detail=detail) else None
+    available_at = timezone.now() + timedelta(seconds=backoff_seconds(entry.attempts))
+    updated = _held(entry).update(state=State.READY, available_at=available_at, **errors, **_release_fields())
+    return State.READY if updated else None
+
+
+def entry_mark_dead(*, entry: QueueEntry, error_class: str, detail: str) -> bool:
+    now = timezone.now()
+    return bool(
+        _held(entry).update(
+            state=State.DEAD,
+            finished_at=now,
+            last_error_class=error_class,
+            last_error_detail=detail,
+            **_release_fields(),
+        )
+    )
+
+
+def entry_park(*, entry: QueueEntry) -> bool:
+    """Park the entry (the run waits on a human): no worker holds it; attempts start afresh on resume."""
+    return bool(_held(entry).update(state=State.PARKED, attempts=0, **_release_fields()))
+
+
+@transaction.atomic
+def entry_unpark(*, run_id: uuid.UUID) -> bool:
+    updated = QueueEntry.objects.filter(run_id=run_id, state=State.PARKED).update(
+        state=State.READY, available_at=timezone.now(), updated_at=timezone.now()
+    )
+    if updated:
+        _notify()
+    return bool(updated)
+
+
+def entries_complete(*, entries: list[QueueEntry]) -> set[int]:
+    """Mark entries done in one statement; returns the ids actually completed (the rest lost their lease)."""
+    if not entries:
+        return set()
+    if connection.vendor == "postgresql":
+        return _complete_postgresql(entries)
+    done = set()
+    for entry in entries:
+        if _held(entry).update(state=State.DONE, finished_at=timezone.now(), **_release_fields()):
+            done.add(entry.pk)
+    return done
+
+
+def _complete_postgresql(entries: list[QueueEntry]) -> set[int]:
+    table = QueueEntry._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} AS q
+               SET state = 'done', finished_at = now(), updated_at = now(),
+                   lease_owner = '', lease_token = NULL, lease_expires_at = NULL
+              FROM unnest(%s::bigint[], %s::uuid[]) AS c(id, token)
+             WHERE q.id = c.id AND q.lease_token = c.token AND q.state = 'leased'
+            RETURNING q.id
+            """,  # noqa: S608 - the table name is ours, values are parameters
+            [[e.pk for e in entries], [e.lease_token for e in entries]],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def leases_renew(*, lease_tokens: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Extend the leases still held; returns the tokens that are (the others were lost)."""
+    if not lease_tokens:
+        return set()
+    expires = timezone.now() + timedelta(seconds=settings.QUEUE_LEASE_S)
+    QueueEntry.objects.held(lease_tokens).update(lease_expires_at=expires, updated_at=timezone.now())
+    held = QueueEntry.objects.held(lease_tokens).values_list("lease_token", flat=True)
+    return {token for token in held if token is not None}
+
+
+@transaction.atomic
+def leases_release(*, lease_tokens: list[uuid.UUID], refund_attempt: bool) -> int:
+    """Give entries back to the queue at once (shutdown). ``refund_attempt`` when they never started."""
+    if not lease_tokens:
+        return 0
+    extra = {"attempts": F("attempts") - 1} if refund_attempt else {}
+    released = QueueEntry.objects.held(lease_tokens).update(
+        state=State.READY, available_at=timezone.now(), **extra, **_release_fields()
+    )
+    _notify()
+    return released
+
+
+def entries_prune(*, older_than_s: float | None = None, limit: int = 10_000) -> int:
+    """Delete finished (done) entries older than the retention, at most ``limit`` per call."""
+    retention = settings.QUEUE_RETENTION_S if older_than_s is None else older_than_s
+    cutoff = timezone.now() - timedelta(seconds=retention)
+    ids = list(QueueEntry.objects.finished_before(cutoff).values_list("pk", flat=True)[:limit])
+    return QueueEntry.objects.filter(pk__in=ids, state=State.DONE).delete()[0] if ids else 0
+
+
+@transaction.atomic
+def entries_retry_now(*, ids: Iterable[int]) -> int:
+    """Operator action: make dead, parked or waiting entries ready at once with fresh attempts."""
+    updated = QueueEntry.objects.filter(
+        pk__in=list(ids), state__in=[State.DEAD, State.READY, State.PARKED]
+    ).update(
+        state=State.READY, available_at=timezone.now(), attempts=0, finished_at=None, **_release_fields()
+    )
+    _notify()
+    return updated
+
+
+@transaction.atomic
+def entries_mark_dead(*, ids: Iterable[int], reason: str) -> list[QueueEntry]:
+    """Operator action: stop entries that are not running (a leased one is left to its worker).
+
+    Returns the entries marked dead, so the caller can tell the handler (which fails their runs).
+    """
+    entries = list(
+        QueueEntry.objects.select_for_update().filter(pk__in=list(ids), state__in=[State.READY, State.PARKED])
+    )
+    QueueEntry.objects.filter(pk__in=[e.pk for e in entries]).update(
+        state=State.DEAD,
+        finished_at=timezone.now(),
+        last_error_class="operator",
+        last_error_detail=reason,
+        **_release_fields(),
+    )
+    return entries
+
+
+def lease_fence(entry: QueueEntry) -> None:
+    """Inside a transaction: lock the entry's row and raise ``LeaseLost`` unless ``entry``'s lease holds.
+
+    Domain writes made in the same transaction after this call cannot interleave with a takeover: a new
+    claim of the row waits for this transaction, and a worker whose lease expired writes nothing.
+    """
+    if not list(_held(entry).select_for_update().values_list("pk", flat=True)):
+        raise LeaseLost()
+
+
+def _held(entry: QueueEntry):
+    return QueueEntry.objects.filter(pk=entry.pk, state=State.LEASED, lease_token=entry.lease_token)
