@@ -3,7 +3,9 @@ from rest_framework import serializers
 
 
 class MeSerializer(serializers.ModelSerializer):
-    departments: serializers.SlugRelatedField = serializers.SlugRelatedField(many=True, read_only=True, slug_field="slug")
+    departments: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        many=True, read_only=True, slug_field="slug"
+    )
 
     class Meta:
         model = get_user_model()
