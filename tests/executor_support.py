@@ -53,6 +53,7 @@ class ExecutorProcess:
     admin_token: str
     process: subprocess.Popen
     log_path: Path
+    clients: list[ExecutorClient] = field(default_factory=list)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -76,7 +77,15 @@ class ExecutorProcess:
     def client(self, **overrides: Any) -> ExecutorClient:
         options = {"name": "test", "base_url": self.base_url, "token": self.token, "read_timeout_s": 5.0}
         options.update(overrides)
-        return ExecutorClient(ExecutorConfig(**options), backoff_factor=0.01)
+        client = ExecutorClient(ExecutorConfig(**options), backoff_factor=0.01)
+        self.clients.append(client)
+        return client
+
+    def reset(self) -> None:
+        """Clear injected faults and close the clients a test made."""
+        self.clear_faults()
+        while self.clients:
+            self.clients.pop().close()
 
     def start_run(self, playbook: str = "instant", run_input: dict | None = None, **fields: Any) -> str:
         body = start_body(playbook=playbook, run_input=run_input, **fields)

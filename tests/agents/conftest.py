@@ -7,6 +7,6 @@ executor_server = pytest.fixture(scope="session")(executor_fixture)
 
 @pytest.fixture
 def executor(executor_server: ExecutorProcess):
-    """The shared executor process, with every injected fault cleared after the test."""
+    """The shared executor process; after the test, its faults are cleared and the test's clients closed."""
     yield executor_server
-    executor_server.clear_faults()
+    executor_server.reset()

@@ -1,5 +1,6 @@
 """The executor client against a real executor process: retries, error classes, attempts, streams."""
 
+import json
 import threading
 import time
 
@@ -70,6 +71,14 @@ def test_a_4xx_fails_at_once_without_a_retry(executor):
     )
     remaining = executor.http("GET", "/v1/admin/faults", token=executor.admin_token).json()
     assert remaining["faults"]["fail"]["remaining"] == 2  # the server saw exactly one call
+
+
+def test_a_429_with_retry_after_is_not_retried_either(executor):
+    # urllib3 alone would retry a 429 that carries Retry-After; the protocol never retries a 4xx.
+    executor.faults(fail={"count": 2, "status": 429, "retry_after": 0, "path_prefix": "/v1/health"})
+    with pytest.raises(ExecutorError) as caught:
+        executor.client(retries=3).health()
+    assert (caught.value.status, caught.value.retryable, caught.value.attempts) == (429, False, 1)
 
 
 def test_an_unknown_run_is_a_404_http_status_error(executor):
@@ -209,3 +218,44 @@ def test_a_stream_that_ends_cleanly_before_the_terminal_event_is_a_network_error
     assert [e.seq for e in received] == [1, 2]
     assert caught.value.error_class == "network"
     assert "after seq 2" in caught.value.message
+
+
+def sse_event(seq, event_type="message.delta", data=None):
+    payload = {
+        "seq": seq,
+        "type": event_type,
+        "data": data if data is not None else {"message_id": "m", "text": "x"},
+    }
+    return f"id: {seq}\ndata: {json.dumps(payload)}\n\n".encode()
+
+
+def test_a_repeated_seq_is_skipped():
+    body = (
+        sse_event(1)
+        + sse_event(2)
+        + sse_event(2)
+        + sse_event(1)
+        + sse_event(3, "run.finished", {"status": "succeeded"})
+    )
+    with RecordingServer(lambda request: (200, body)) as server:
+        events = list(ExecutorClient(ExecutorConfig("x", server.url, "t")).iter_events("r1"))
+    assert [e.seq for e in events] == [1, 2, 3]
+
+
+def test_a_gap_in_the_seqs_is_a_network_error_so_the_caller_resumes_before_it():
+    body = sse_event(1) + sse_event(3)
+    received = []
+    with RecordingServer(lambda request: (200, body)) as server:
+        client = ExecutorClient(ExecutorConfig("x", server.url, "t"))
+        with pytest.raises(ExecutorError) as caught:
+            drain(client.iter_events("r1"), received)
+    assert [e.seq for e in received] == [1]
+    assert caught.value.error_class == "network"
+
+
+def test_a_malformed_event_is_an_http_status_error():
+    with RecordingServer(lambda request: (200, b"id: 1\ndata: {not json\n\n")) as server:
+        client = ExecutorClient(ExecutorConfig("x", server.url, "t"))
+        with pytest.raises(ExecutorError) as caught:
+            drain(client.iter_events("r1"), [])
+    assert (caught.value.error_class, caught.value.retryable) == ("http_status", False)
