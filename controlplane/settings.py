@@ -158,6 +158,18 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# --- executors ------------------------------------------------------------------------------------
+# With EXECUTOR_URL set, the Executor row named "default" mirrors these (agents.selectors.default_executor),
+# so a deployment reaches its executor with no admin step. EXECUTOR_TIMEOUT_S is the read timeout, which is
+# also the longest silence tolerated on an event stream: keep it above the executor's keep-alive (10 s).
+EXECUTOR_URL = env.url("EXECUTOR_URL", "", {"http", "https"})
+EXECUTOR_TOKEN = env.string("EXECUTOR_TOKEN")
+EXECUTOR_CONNECT_TIMEOUT_S = env.number("EXECUTOR_CONNECT_TIMEOUT_S", 5.0, minimum=0.1)
+EXECUTOR_TIMEOUT_S = env.number("EXECUTOR_TIMEOUT_S", 30.0, minimum=0.1)
+EXECUTOR_RETRIES = env.integer("EXECUTOR_RETRIES", 3, minimum=0)
+if EXECUTOR_URL and not EXECUTOR_TOKEN:
+    raise ImproperlyConfigured("EXECUTOR_TOKEN: required when EXECUTOR_URL is set (or EXECUTOR_TOKEN_FILE)")
+
 # --- logging --------------------------------------------------------------------------------------
 LOG_FORMAT = env.choice("LOG_FORMAT", "console", {"console", "json"})
 LOG_LEVEL = env.choice("LOG_LEVEL", "info", {"debug", "info", "warning", "error"}).upper()
