@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from types import FrameType
 
 import uvicorn
 
@@ -12,9 +13,22 @@ from executor.config import ConfigError, load
 from executor.http import ApiError
 from executor.logs import configure_logging
 
-# Streams to the control plane stay open for as long as a run lives; on SIGTERM give them this long to
-# finish before the server closes them (the control plane resumes from its last seq elsewhere).
+# A backstop: on SIGTERM every run is forgotten at once, which ends the event streams; requests still in
+# flight get this long before the server closes their connections.
 GRACEFUL_SHUTDOWN_S = 3
+
+
+class ExecutorServer(uvicorn.Server):
+    """uvicorn, telling the app when a shutdown signal arrives (uvicorn would otherwise wait for the
+    open event streams, which last as long as their runs)."""
+
+    def __init__(self, config: uvicorn.Config, app: ExecutorApp):
+        super().__init__(config)
+        self.executor_app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.executor_app.begin_shutdown()
+        super().handle_exit(sig, frame)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"executor: EXECUTOR_FAULTS: {exc.message} {exc.detail}", file=sys.stderr)
         return 2
     configure_logging(log_format=config.log_format, level=config.log_level)
-    uvicorn.run(
+    server_config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -52,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
+    ExecutorServer(server_config, app).run()
     return 0
 
 

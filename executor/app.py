@@ -93,6 +93,19 @@ class ExecutorApp:
         self.faults = Faults()
         if config.faults:
             self.faults.configure(config.faults)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._background: set[asyncio.Task[int]] = set()
+
+    def begin_shutdown(self) -> None:
+        """From the server's signal handler: forget every run now. Runs live in memory and die with the
+        process anyway; forgetting them ends their open streams, so the shutdown does not wait on them."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._forget_all_soon)
+
+    def _forget_all_soon(self) -> None:
+        task = asyncio.ensure_future(self.registry.forget_all())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -104,6 +117,7 @@ class ExecutorApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self._loop = asyncio.get_running_loop()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.registry.forget_all()  # in-memory runs end with the process

@@ -26,7 +26,8 @@ async def _write(send: Send, body: bytes) -> None:
 
 
 async def _follow(send: Send, run: Run, after: int, keepalive_s: float, cut_after: int | None) -> bool:
-    """Write events after ``after``; True once the terminal event is written, False to cut the stream."""
+    """Write events after ``after``; True to end the response (after the terminal event, or when the run
+    was forgotten), False to cut the connection (fault injection)."""
     cursor, written = after, 0
     while not run.forgotten:
         batch = run.events_after(cursor, MAX_BATCH)
@@ -42,7 +43,9 @@ async def _follow(send: Send, run: Run, after: int, keepalive_s: float, cut_afte
             return True  # the caller was already past the terminal event
         elif not await run.wait_beyond(cursor, keepalive_s):
             await _write(send, KEEPALIVE)
-    return False
+    return (
+        True  # forgotten (shutdown, or the forget fault): end the stream; the client sees no terminal event
+    )
 
 
 async def _disconnected(receive: Receive) -> None:
@@ -54,13 +57,15 @@ async def stream_events(
     receive: Receive, send: Send, run: Run, *, after: int, keepalive_s: float, cut_after: int | None
 ) -> None:
     """Stream until the run finishes or the client leaves. Returning without ending the response body
-    makes the server drop the connection, which is how a cut (fault injection, forgotten run) looks to the
-    client: a stream that stops before the terminal event."""
+    makes the server drop the connection, which is how a cut looks to the client: a stream that breaks
+    before the terminal event."""
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
     follower = asyncio.ensure_future(_follow(send, run, after, keepalive_s, cut_after))
     gone = asyncio.ensure_future(_disconnected(receive))
-    done, _ = await asyncio.wait({follower, gone}, return_when=asyncio.FIRST_COMPLETED)
-    follower.cancel()
-    gone.cancel()
+    try:
+        done, _ = await asyncio.wait({follower, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        follower.cancel()
+        gone.cancel()
     if follower in done and follower.result():
         await send({"type": "http.response.body", "body": b"", "more_body": False})
