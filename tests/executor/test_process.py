@@ -56,7 +56,7 @@ def test_sigterm_ends_open_streams_and_the_process_exits_promptly(tmp_path):
         wait_until(lambda: executor.run_status(run_id)["last_seq"] >= 2, what="the run to tick")
         started = time.monotonic()
         executor.process.terminate()
-        # uvicorn shuts down gracefully, then re-raises the signal it caught: killed by SIGTERM, by convention.
+        # uvicorn shuts down gracefully, then re-raises the signal it caught: exit status -SIGTERM.
         assert executor.process.wait(timeout=10) in {0, -signal.SIGTERM}
         follower.join(timeout=10)
         assert time.monotonic() - started < 2.5  # well inside the 3 s backstop for open connections
