@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import quote
 
 import requests
+import requests.auth
 import structlog
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import ConnectionPool
@@ -226,6 +227,17 @@ def _parse_event(data: str, where: str) -> ExecutorEvent:
     return event
 
 
+class BearerAuth(requests.auth.AuthBase):
+    # An auth object rather than a session header: with no auth set, requests would apply a matching
+    # ~/.netrc entry and replace our Authorization header with Basic credentials.
+    def __init__(self, token: str):
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
 class ExecutorClient:
     """One executor's protocol v1 calls over one ``requests.Session`` (keep-alive connections)."""
 
@@ -235,7 +247,7 @@ class ExecutorClient:
         adapter = HTTPAdapter(max_retries=build_retry(config.retries, backoff_factor))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.session.headers["Authorization"] = f"Bearer {config.token}"
+        self.session.auth = BearerAuth(config.token)
         self.session.headers["Accept"] = "application/json"
 
     def close(self) -> None:

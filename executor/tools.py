@@ -1,8 +1,8 @@
 """Tools an agent may call: the run's plugins through the control plane's tool gateway, else built-ins.
 
-A run that names a tool gateway gets exactly the plugins of its start request, called as
-``POST {tool_gateway.url}/{plugin}`` with the run-scoped Bearer token and the JSON arguments. A run without
-one gets the executor's small built-in tools, so demos and tests work with no control plane at all.
+A run that names a tool gateway and plugins gets exactly those plugins, called as
+``POST {tool_gateway.url}/{plugin}`` with the run-scoped Bearer token and the JSON arguments. Any other run
+gets the executor's small built-in tools, so demos and tests work with no control plane at all.
 """
 
 from __future__ import annotations
@@ -70,8 +70,12 @@ BUILTINS: dict[str, tuple[ToolSpec, Callable[[dict[str, Any]], Any]]] = {
 }
 
 
+def uses_gateway(run: Run) -> bool:
+    return run.tool_gateway is not None and bool(run.plugins)
+
+
 def available_tools(run: Run) -> list[ToolSpec]:
-    if run.tool_gateway is not None:
+    if uses_gateway(run):
         return [ToolSpec(p.name, p.description or f"The {p.name} plugin.", p.schema) for p in run.plugins]
     return [spec for spec, _ in BUILTINS.values()]
 
@@ -79,8 +83,9 @@ def available_tools(run: Run) -> list[ToolSpec]:
 async def call_tool(run: Run, name: str, arguments: dict[str, Any]) -> ToolOutcome:
     if name not in {tool.name for tool in available_tools(run)}:
         return ToolOutcome(False, error={"code": "unknown_tool", "message": f"No tool named {name!r}."})
-    if run.tool_gateway is not None:
-        return await asyncio.to_thread(_call_gateway, run.tool_gateway, run.traceparent, name, arguments)
+    gateway = run.tool_gateway if uses_gateway(run) else None
+    if gateway is not None:
+        return await asyncio.to_thread(_call_gateway, gateway, run.traceparent, name, arguments)
     try:
         return ToolOutcome(True, result=BUILTINS[name][1](arguments))
     except ValueError as exc:

@@ -32,7 +32,9 @@ def check_spec(spec: dict[str, Any]) -> str | None:
         return "agent.model must be a non-empty string"
     if turns is not None and (not isinstance(turns, int) or isinstance(turns, bool) or not 1 <= turns <= 50):
         return "agent.max_turns must be an integer from 1 to 50"
-    if temperature is not None and (not isinstance(temperature, int | float) or not 0 <= temperature <= 2):
+    if temperature is not None and (
+        not isinstance(temperature, int | float) or isinstance(temperature, bool) or not 0 <= temperature <= 2
+    ):
         return "agent.temperature must be a number from 0 to 2"
     return None
 

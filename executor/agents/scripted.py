@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from executor.runs import AgentFailure, Run
-from executor.tools import call_tool
+from executor.tools import call_tool, uses_gateway
 
 FLOOD_YIELD_EVERY = 256  # let followers send between bursts; batching keeps the flood cheap
 LONG_TICK_S = 0.1
@@ -71,7 +71,7 @@ class TodoList:
 
 def _demo_tool(run: Run) -> tuple[str, dict[str, Any]]:
     """The run's first plugin (or ``input.tool``) through the gateway when it has one, else ``word_count``."""
-    if run.tool_gateway is not None and run.plugins:
+    if uses_gateway(run):
         names = [plugin.name for plugin in run.plugins]
         wanted = run.input.get("tool")
         arguments = run.input.get("tool_arguments")

@@ -6,12 +6,12 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 PLUGIN = {"name": "http_fetch", "schema": {"type": "object", "properties": {"url": {"type": "string"}}}}
 
 
-def run_demo_with_gateway(executor, gateway_url, **fields):
+def run_demo_with_gateway(executor, gateway_url, plugins=(PLUGIN,), **fields):
     client = executor.client()
     body = start_body(
         playbook="demo",
-        run_input={"delay_ms": 0, "tool_arguments": {"url": "https://example.com/"}},
-        plugins=[PLUGIN],
+        run_input={"delay_ms": 0, "message": "two words", "tool_arguments": {"url": "https://example.com/"}},
+        plugins=list(plugins),
         tool_gateway={"url": f"{gateway_url}/api/runs/r1/tools", "token": "run-scoped-token"},
         **fields,
     )
@@ -58,3 +58,11 @@ def test_an_unreachable_gateway_is_reported_in_the_tool_result(executor):
     tool_result = next(e for e in events if e.type == "tool.result")
     assert tool_result.data["ok"] is False
     assert tool_result.data["error"]["code"] == "gateway_unreachable"
+
+
+def test_a_run_with_a_gateway_but_no_plugins_uses_the_built_in_tools(executor):
+    with RecordingServer(lambda request: (200, {})) as gateway:
+        events = run_demo_with_gateway(executor, gateway.url, plugins=())
+    assert gateway.requests == []
+    tool_result = next(e for e in events if e.type == "tool.result")
+    assert tool_result.data == {"call_id": "call_1", "ok": True, "result": {"words": 2}}
