@@ -168,6 +168,17 @@ QUEUE_RETENTION_S = env.number("QUEUE_RETENTION_S", 7 * 24 * 3600.0, minimum=0.0
 WORKER_CONCURRENCY = env.integer("WORKER_CONCURRENCY", 8, minimum=1)
 WORKER_BATCH = env.integer("WORKER_BATCH", 50, minimum=1)
 WORKER_SHUTDOWN_GRACE_S = env.number("WORKER_SHUTDOWN_GRACE_S", 30.0, minimum=0.0)
+# --- executors ------------------------------------------------------------------------------------
+# With EXECUTOR_URL set, the Executor row named "default" mirrors these (agents.selectors.default_executor),
+# so a deployment reaches its executor with no admin step. EXECUTOR_TIMEOUT_S is the read timeout, which is
+# also the longest silence tolerated on an event stream: keep it above the executor's keep-alive (10 s).
+EXECUTOR_URL = env.url("EXECUTOR_URL", "", {"http", "https"})
+EXECUTOR_TOKEN = env.string("EXECUTOR_TOKEN")
+EXECUTOR_CONNECT_TIMEOUT_S = env.number("EXECUTOR_CONNECT_TIMEOUT_S", 5.0, minimum=0.1)
+EXECUTOR_TIMEOUT_S = env.number("EXECUTOR_TIMEOUT_S", 30.0, minimum=0.1)
+EXECUTOR_RETRIES = env.integer("EXECUTOR_RETRIES", 3, minimum=0)
+if EXECUTOR_URL and not EXECUTOR_TOKEN:
+    raise ImproperlyConfigured("EXECUTOR_TOKEN: required when EXECUTOR_URL is set (or EXECUTOR_TOKEN_FILE)")
 
 # --- logging --------------------------------------------------------------------------------------
 LOG_FORMAT = env.choice("LOG_FORMAT", "console", {"console", "json"})

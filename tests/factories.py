@@ -1,6 +1,7 @@
 import factory
 from django.contrib.auth import get_user_model
 
+from agents.models import Executor
 from rbac.models import Department
 
 PASSWORD = "correct-horse-battery-staple"
@@ -29,3 +30,13 @@ class DepartmentFactory(factory.django.DjangoModelFactory):
     def members(self, create, extracted, **kwargs):
         if create and extracted:
             self.members.add(*extracted)
+
+
+class ExecutorFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Executor
+        django_get_or_create = ["name"]
+
+    name = factory.Sequence(lambda n: f"executor-{n}")
+    base_url = factory.Sequence(lambda n: f"http://executor-{n}:8100")
+    token = factory.Sequence(lambda n: f"secret-token-{n:04d}-do-not-show")

@@ -1,0 +1,425 @@
+"""The HTTP client of executor protocol v1 (docs/executor-protocol.md).
+
+Every failure raises ``ExecutorError`` with an ``error_class`` of ``timeout`` (connect or read timeout),
+``network`` (refused, reset, a stream cut before the run's terminal event) or ``http_status`` (the executor
+answered with an error status, or with something that is not protocol v1). ``retryable`` is what the queue's
+retry policy reads: timeouts, network errors and 5xx are worth another attempt, 4xx never are.
+
+Retries inside one call are urllib3's ``Retry``: connection errors, read timeouts and 5xx, honouring
+``Retry-After``. POST is retried too because every POST of the protocol is idempotent — a start by
+``run_id``, an answer by ``request_id``, a cancel by nature — so a retry after a lost response cannot run
+anything twice. Each retry is logged (``executor_retry``) and ``attempts`` is on every reply and error.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Self
+from urllib.parse import quote
+
+import requests
+import requests.auth
+import structlog
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import Retry
+
+from agents.sse import iter_sse
+
+if TYPE_CHECKING:
+    from agents.models import Executor
+
+logger = structlog.get_logger(__name__)
+
+ErrorClass = Literal["timeout", "network", "http_status"]
+TERMINAL_EVENT = "run.finished"
+BODY_EXCERPT_CHARS = 500
+
+
+class ExecutorError(Exception):
+    """Any failure talking to an executor; ``error_class`` and ``retryable`` drive the run's retry policy."""
+
+    def __init__(
+        self,
+        error_class: ErrorClass,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str = "",
+        code: str | None = None,
+        attempts: int = 1,
+    ):
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+        self.status = status
+        self.body = body
+        self.code = code
+        self.attempts = attempts
+
+    @property
+    def retryable(self) -> bool:
+        if self.error_class != "http_status":
+            return True
+        return self.status is not None and self.status >= 500
+
+    def detail(self) -> dict[str, Any]:
+        """What a run records as its ``error_detail``."""
+        return {
+            "error_class": self.error_class,
+            "message": self.message,
+            "status": self.status,
+            "code": self.code,
+            "body": self.body,
+            "attempts": self.attempts,
+        }
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    name: str
+    base_url: str
+    token: str = field(repr=False)
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+    retries: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorEvent:
+    seq: int
+    type: str
+    data: dict[str, Any]
+
+    @property
+    def terminal(self) -> bool:
+        return self.type == TERMINAL_EVENT
+
+
+@dataclass(frozen=True)
+class Reply:
+    data: Any
+    status: int
+    attempts: int
+
+
+class _Attempts:
+    def __init__(self, executor: str) -> None:
+        self.executor = executor
+        self.count = 1
+
+
+# The Retry object is shared by every call of a session; the attempt count of the call in progress lives in
+# a context variable that the caller sets, since urllib3 calls ``increment`` in the caller's thread.
+_current_attempts: ContextVar[_Attempts | None] = ContextVar("executor_attempts", default=None)
+
+
+class ExecutorRetry(Retry):
+    # urllib3 would also retry 413 and 429 when they carry Retry-After; the protocol never retries a 4xx.
+    RETRY_AFTER_STATUS_CODES = frozenset()
+    # A Retry-After of an hour would park a worker thread for an hour: beyond this, the queue's backoff
+    # (which frees the thread) is the better place to wait.
+    MAX_RETRY_AFTER_S = 30.0
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, self.MAX_RETRY_AFTER_S)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        new_retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        attempts = _current_attempts.get()
+        if attempts is not None:
+            attempts.count += 1
+        logger.warning(
+            "executor_retry",
+            executor=attempts.executor if attempts else None,
+            method=method,
+            path=url,
+            status=getattr(response, "status", None),
+            error=type(error).__name__ if error else None,
+            next_attempt=attempts.count if attempts else None,
+        )
+        return new_retry
+
+
+def build_retry(retries: int, backoff_factor: float = 0.2) -> ExecutorRetry:
+    return ExecutorRetry(
+        total=retries,
+        other=0,  # SSL and other errors are not transient
+        allowed_methods=frozenset({"GET", "POST"}),
+        status_forcelist=frozenset(range(500, 600)),
+        backoff_factor=backoff_factor,
+        backoff_max=5.0,
+        respect_retry_after_header=True,
+        raise_on_status=False,  # the last 5xx comes back as a response: we raise with its status and body
+    )
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and what it wraps: requests wraps urllib3's ``MaxRetryError``, which has a reason."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # a bound, in case some library builds a cycle
+        if seen is None:
+            return
+        yield seen
+        if isinstance(seen, MaxRetryError):
+            seen = seen.reason
+        elif seen.args and isinstance(seen.args[0], BaseException):
+            seen = seen.args[0]
+        else:
+            seen = seen.__cause__
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    for cause in _causes(exc):
+        if isinstance(cause, NewConnectionError):  # a subclass of ConnectTimeoutError, yet a refusal
+            return False
+        if isinstance(cause, requests.Timeout | Urllib3Timeout | TimeoutError):
+            return True
+    return False
+
+
+def _transport_error(exc: requests.RequestException, where: str, attempts: int) -> ExecutorError:
+    root = list(_causes(exc))[-1]
+    error_class: ErrorClass = "timeout" if _is_timeout(exc) else "network"
+    return ExecutorError(error_class, f"{where}: {type(root).__name__}: {root}"[:300], attempts=attempts)
+
+
+def _status_error(response: requests.Response, where: str, attempts: int) -> ExecutorError:
+    body = response.text[:BODY_EXCERPT_CHARS]
+    code = None
+    try:
+        payload = response.json()
+        code = payload["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        pass
+    message = f"{where}: HTTP {response.status_code}" + (f" ({code})" if code else "")
+    status = response.status_code
+    return ExecutorError("http_status", message, status=status, body=body, code=code, attempts=attempts)
+
+
+def _parse_event(data: str, where: str) -> ExecutorEvent:
+    try:
+        payload = json.loads(data)
+        event = ExecutorEvent(int(payload["seq"]), str(payload["type"]), payload["data"])
+        if not isinstance(event.data, dict):
+            raise TypeError("data is not an object")
+    except (ValueError, KeyError, TypeError) as exc:
+        message = f"{where}: malformed event: {type(exc).__name__}"
+        raise ExecutorError("http_status", message, status=200, body=data[:BODY_EXCERPT_CHARS]) from exc
+    return event
+
+
+class BearerAuth(requests.auth.AuthBase):
+    # An auth object rather than a session header: with no auth set, requests would apply a matching
+    # ~/.netrc entry and replace our Authorization header with Basic credentials.
+    def __init__(self, token: str):
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
+class ExecutorClient:
+    """One executor's protocol v1 calls over one ``requests.Session`` (keep-alive connections)."""
+
+    def __init__(self, config: ExecutorConfig, *, backoff_factor: float = 0.2):
+        self.config = config
+        self.session = requests.Session()
+        adapter = HTTPAdapter(max_retries=build_retry(config.retries, backoff_factor))
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.auth = BearerAuth(config.token)
+        self.session.headers["Accept"] = "application/json"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _url(self, path: str) -> str:
+        return self.config.base_url.rstrip("/") + path
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        traceparent: str | None = None,
+        stream: bool = False,
+    ) -> tuple[requests.Response, int]:
+        where = f"{method} {path}"
+        headers = {"traceparent": traceparent} if traceparent else {}
+        if stream:
+            headers["Accept"] = "text/event-stream"
+        attempts = _Attempts(self.config.name)
+        token = _current_attempts.set(attempts)
+        started = time.monotonic()
+        try:
+            response = self.session.request(
+                method,
+                self._url(path),
+                json=body,
+                params=params,
+                headers=headers,
+                timeout=(self.config.connect_timeout_s, self.config.read_timeout_s),
+                stream=stream,
+                allow_redirects=False,  # the protocol has none; never resend the token elsewhere
+            )
+        except requests.RequestException as exc:
+            raise _transport_error(exc, where, attempts.count) from exc
+        finally:
+            _current_attempts.reset(token)
+        elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+        logger.debug(
+            "executor_call",
+            executor=self.config.name,
+            call=where,
+            status=response.status_code,
+            attempts=attempts.count,
+            elapsed_ms=elapsed_ms,
+        )
+        if response.status_code >= 300:
+            error = _status_error(response, where, attempts.count)
+            response.close()
+            raise error
+        return response, attempts.count
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Reply:
+        response, attempts = self._send(method, path, **kwargs)
+        where = f"{method} {path}"
+        try:
+            data = response.json()
+        except requests.RequestException as exc:  # the body itself timed out or was cut
+            raise _transport_error(exc, where, attempts) from exc
+        except ValueError as exc:
+            excerpt = response.text[:BODY_EXCERPT_CHARS]
+            message = f"{where}: the reply is not JSON"
+            status = response.status_code
+            raise ExecutorError(
+                "http_status", message, status=status, body=excerpt, attempts=attempts
+            ) from exc
+        return Reply(data, response.status_code, attempts)
+
+    @staticmethod
+    def _run_path(run_id: str, suffix: str = "") -> str:
+        return f"/v1/runs/{quote(str(run_id), safe='')}{suffix}"
+
+    def health(self) -> Reply:
+        return self._call("GET", "/v1/health")
+
+    def list_agents(self) -> Reply:
+        return self._call("GET", "/v1/agents")
+
+    def start_run(
+        self,
+        *,
+        run_id: str,
+        app: str,
+        prompt: dict[str, Any],
+        input: dict[str, Any],
+        agent: dict[str, Any] | None = None,
+        plugins: list[dict[str, Any]] | None = None,
+        tool_gateway: dict[str, str] | None = None,
+        traceparent: str | None = None,
+    ) -> Reply:
+        body: dict[str, Any] = {
+            "run_id": str(run_id),
+            "app": app,
+            "prompt": prompt,
+            "input": input,
+            "plugins": plugins or [],
+            "tool_gateway": tool_gateway,
+        }
+        if agent is not None:
+            body["agent"] = agent
+        return self._call("POST", "/v1/runs", body=body, traceparent=traceparent)
+
+    def get_run(self, run_id: str, *, traceparent: str | None = None) -> Reply:
+        return self._call("GET", self._run_path(run_id), traceparent=traceparent)
+
+    def send_input(
+        self, run_id: str, *, request_id: str, answer: str, traceparent: str | None = None
+    ) -> Reply:
+        body = {"request_id": request_id, "answer": answer}
+        return self._call("POST", self._run_path(run_id, "/input"), body=body, traceparent=traceparent)
+
+    def cancel_run(self, run_id: str, *, traceparent: str | None = None) -> Reply:
+        return self._call("POST", self._run_path(run_id, "/cancel"), traceparent=traceparent)
+
+    def iter_events(
+        self, run_id: str, *, after: int = 0, traceparent: str | None = None
+    ) -> Iterator[ExecutorEvent]:
+        """The run's events after ``after``, in order, ending with its terminal event.
+
+        A stream that breaks or ends before the terminal event raises ``ExecutorError`` (``network``, or
+        ``timeout`` when nothing — not even a keep-alive — arrived within the read timeout); the caller
+        resumes with ``after`` = the last seq it stored. Events at or below the last seen are skipped; a gap
+        raises ``network`` so the caller resumes from before it.
+        """
+        path = self._run_path(run_id, "/events")
+        where = f"GET {path}"
+        params = {"after": after}
+        response, attempts = self._send("GET", path, params=params, traceparent=traceparent, stream=True)
+        last = after
+        with response:
+            try:
+                for message in iter_sse(response.iter_content(chunk_size=None)):
+                    event = _parse_event(message.data, where)
+                    if event.seq <= last:
+                        continue
+                    if event.seq != last + 1:
+                        raise ExecutorError("network", f"{where}: gap after seq {last} (got {event.seq})")
+                    last = event.seq
+                    yield event
+                    if event.terminal:
+                        return
+            except requests.RequestException as exc:
+                raise _transport_error(exc, where, attempts) from exc
+        raise ExecutorError("network", f"{where}: the stream ended after seq {last}, before the run finished")
+
+
+def config_for(executor: Executor) -> ExecutorConfig:
+    return ExecutorConfig(
+        name=executor.name,
+        base_url=executor.base_url,
+        token=executor.token,
+        connect_timeout_s=executor.connect_timeout_s,
+        read_timeout_s=executor.read_timeout_s,
+        retries=executor.retries,
+    )
+
+
+# ``requests.Session`` is not documented as thread-safe and the worker drives runs from a thread pool, so
+# each thread keeps its own client (and connection pool) per executor.
+_local = threading.local()
+
+
+def client_for(executor: Executor) -> ExecutorClient:
+    """The calling thread's client for this executor, rebuilt when the executor's settings changed."""
+    config = config_for(executor)
+    clients: dict[int, ExecutorClient] = _local.__dict__.setdefault("clients", {})
+    client = clients.get(executor.pk)
+    if client is None or client.config != config:
+        if client is not None:
+            client.close()
+        client = clients[executor.pk] = ExecutorClient(config)
+    return client

@@ -1,0 +1,51 @@
+"""A small, fast Server-Sent Events parser over a stream of byte chunks.
+
+Handles LF and CRLF line endings, comments (keep-alives), multi-line ``data`` and messages split across
+chunks. A bare CR line ending (allowed by the SSE spec, sent by no server we know) is not supported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SseMessage:
+    id: str | None
+    event: str | None
+    data: str
+
+
+def _parse_block(block: bytes) -> SseMessage | None:
+    message_id = event = None
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue  # a comment: keep-alives are these
+        field, _, value = line.partition(b":")
+        value = value[1:] if value.startswith(b" ") else value
+        if field == b"data":
+            data.append(value)
+        elif field == b"id":
+            message_id = value.decode()
+        elif field == b"event":
+            event = value.decode()
+    if not data:
+        return None
+    return SseMessage(message_id, event, b"\n".join(data).decode())
+
+
+def iter_sse(chunks: Iterable[bytes]) -> Iterator[SseMessage]:
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk
+        if b"\r" in buffer:
+            # A CR at the very end may be the first half of a CRLF split across chunks: it stays until the
+            # next chunk arrives (a trailing lone CR never terminates a block on its own anyway).
+            buffer = buffer.replace(b"\r\n", b"\n")
+        *blocks, buffer = buffer.split(b"\n\n")
+        for block in blocks:
+            message = _parse_block(block)
+            if message is not None:
+                yield message

@@ -1,0 +1,68 @@
+"""Tools through the control plane's tool gateway: Bearer token, traceparent and JSON arguments arrive."""
+
+from tests.executor_support import RecordingServer, start_body
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+PLUGIN = {"name": "http_fetch", "schema": {"type": "object", "properties": {"url": {"type": "string"}}}}
+
+
+def run_demo_with_gateway(executor, gateway_url, plugins=(PLUGIN,), **fields):
+    client = executor.client()
+    body = start_body(
+        playbook="demo",
+        run_input={"delay_ms": 0, "message": "two words", "tool_arguments": {"url": "https://example.com/"}},
+        plugins=list(plugins),
+        tool_gateway={"url": f"{gateway_url}/api/runs/r1/tools", "token": "run-scoped-token"},
+        **fields,
+    )
+    response = executor.http("POST", "/v1/runs", json=body, headers={"traceparent": TRACEPARENT})
+    assert response.status_code == 201, response.text
+    events = []
+    for event in client.iter_events(body["run_id"]):
+        events.append(event)
+        if event.type == "human_loop.request":
+            client.send_input(body["run_id"], request_id=event.data["request_id"], answer="approve")
+    return events
+
+
+def test_the_demo_calls_its_plugin_through_the_gateway_with_token_and_traceparent(executor):
+    with RecordingServer(lambda request: (200, {"status": 200, "body": "hello"})) as gateway:
+        events = run_demo_with_gateway(executor, gateway.url)
+    [call] = gateway.requests
+    assert call.path == "/api/runs/r1/tools/http_fetch"
+    assert call.headers["Authorization"] == "Bearer run-scoped-token"
+    assert call.headers["traceparent"] == TRACEPARENT
+    assert call.body == {"url": "https://example.com/"}
+    tool_call = next(e for e in events if e.type == "tool.call")
+    tool_result = next(e for e in events if e.type == "tool.result")
+    assert tool_call.data["name"] == "http_fetch"
+    assert tool_result.data == {"call_id": "call_1", "ok": True, "result": {"status": 200, "body": "hello"}}
+    assert events[-1].data == {"status": "succeeded"}
+
+
+def test_a_gateway_error_becomes_a_failed_tool_result_not_a_failed_run(executor):
+    refusal = {"error": {"code": "permission_denied", "message": "No.", "detail": None}}
+    with RecordingServer(lambda request: (403, refusal)) as gateway:
+        events = run_demo_with_gateway(executor, gateway.url)
+    tool_result = next(e for e in events if e.type == "tool.result")
+    assert tool_result.data["ok"] is False
+    assert tool_result.data["error"]["code"] == "permission_denied"
+    assert tool_result.data["error"]["status"] == 403
+    assert events[-1].data == {"status": "succeeded"}
+
+
+def test_an_unreachable_gateway_is_reported_in_the_tool_result(executor):
+    with RecordingServer(lambda request: (200, {})) as gone:
+        url = gone.url
+    events = run_demo_with_gateway(executor, url)
+    tool_result = next(e for e in events if e.type == "tool.result")
+    assert tool_result.data["ok"] is False
+    assert tool_result.data["error"]["code"] == "gateway_unreachable"
+
+
+def test_a_run_with_a_gateway_but_no_plugins_uses_the_built_in_tools(executor):
+    with RecordingServer(lambda request: (200, {})) as gateway:
+        events = run_demo_with_gateway(executor, gateway.url, plugins=())
+    assert gateway.requests == []
+    tool_result = next(e for e in events if e.type == "tool.result")
+    assert tool_result.data == {"call_id": "call_1", "ok": True, "result": {"words": 2}}
