@@ -5,7 +5,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 
-from agents.models import DEFAULT_EXECUTOR_NAME, Executor
+from agents.models import DEFAULT_EXECUTOR_NAME, App, Executor
 
 
 class ExecutorAdminForm(forms.ModelForm):
@@ -77,3 +77,12 @@ class ExecutorAdmin(admin.ModelAdmin):
         if self._mirrors_settings(obj):
             return ["name", "base_url", "connect_timeout_s", "read_timeout_s", "retries", "token_set"]
         return [] if self._shows_token_input(request, obj) else ["token_set"]
+
+
+@admin.register(App)
+class AppAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "agent_kind", "playbook", "executor", "enabled", "updated_at"]
+    list_filter = ["enabled", "agent_kind", "executor"]
+    list_select_related = ["executor"]
+    search_fields = ["name", "slug", "description"]
+    prepopulated_fields = {"slug": ["name"]}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -33,7 +33,7 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
-from agents.sse import iter_sse
+from agents.sse import iter_sse_batches
 
 if TYPE_CHECKING:
     from agents.models import Executor
@@ -368,7 +368,16 @@ class ExecutorClient:
     def iter_events(
         self, run_id: str, *, after: int = 0, traceparent: str | None = None
     ) -> Iterator[ExecutorEvent]:
-        """The run's events after ``after``, in order, ending with its terminal event.
+        """The run's events after ``after``, in order, ending with its terminal event (see
+        ``iter_event_batches``)."""
+        for batch in self.iter_event_batches(run_id, after=after, traceparent=traceparent):
+            yield from batch
+
+    def iter_event_batches(
+        self, run_id: str, *, after: int = 0, traceparent: str | None = None
+    ) -> Generator[list[ExecutorEvent], None, None]:
+        """The run's events after ``after``, in order, ending with its terminal event; one list per network
+        read, so a caller can store a burst in one transaction without waiting for more.
 
         A stream that breaks or ends before the terminal event raises ``ExecutorError`` (``network``, or
         ``timeout`` when nothing — not even a keep-alive — arrived within the read timeout); the caller
@@ -382,16 +391,23 @@ class ExecutorClient:
         last = after
         with response:
             try:
-                for message in iter_sse(response.iter_content(chunk_size=None)):
-                    event = _parse_event(message.data, where)
-                    if event.seq <= last:
-                        continue
-                    if event.seq != last + 1:
-                        raise ExecutorError("network", f"{where}: gap after seq {last} (got {event.seq})")
-                    last = event.seq
-                    yield event
-                    if event.terminal:
-                        return
+                for messages in iter_sse_batches(response.iter_content(chunk_size=None)):
+                    batch: list[ExecutorEvent] = []
+                    for message in messages:
+                        event = _parse_event(message.data, where)
+                        if event.seq <= last:
+                            continue
+                        if event.seq != last + 1:
+                            if batch:
+                                yield batch
+                            raise ExecutorError("network", f"{where}: gap after seq {last} (got {event.seq})")
+                        last = event.seq
+                        batch.append(event)
+                        if event.terminal:
+                            yield batch
+                            return
+                    if batch:
+                        yield batch
             except requests.RequestException as exc:
                 raise _transport_error(exc, where, attempts) from exc
         raise ExecutorError("network", f"{where}: the stream ended after seq {last}, before the run finished")

@@ -56,3 +56,45 @@ class Executor(models.Model):
     @property
     def has_token(self) -> bool:
         return bool(self.token)
+
+
+class AgentKind(models.TextChoices):
+    SCRIPTED = "scripted", "Scripted playbook (reference executor)"
+    OPENAI = "openai", "OpenAI-compatible model"
+
+
+class App(models.Model):
+    """An app-store entry: an agent people can start runs of."""
+
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    executor = models.ForeignKey(
+        Executor,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="apps",
+        help_text="Where its runs go; empty means the default executor.",
+    )
+    agent_kind = models.CharField(max_length=20, choices=AgentKind.choices, default=AgentKind.SCRIPTED)
+    playbook = models.CharField(max_length=100, blank=True, help_text="For scripted agents: which playbook.")
+    system_prompt = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def agent_spec(self) -> dict[str, str]:
+        spec = {"kind": self.agent_kind}
+        if self.agent_kind == AgentKind.SCRIPTED:
+            spec["playbook"] = self.playbook or "demo"
+        return spec
+
+    def prompt_for_executor(self) -> dict[str, object]:
+        return {"version": 0, "text": self.system_prompt}

@@ -36,7 +36,12 @@ def _parse_block(block: bytes) -> SseMessage | None:
     return SseMessage(message_id, event, b"\n".join(data).decode())
 
 
-def iter_sse(chunks: Iterable[bytes]) -> Iterator[SseMessage]:
+def iter_sse_batches(chunks: Iterable[bytes]) -> Iterator[list[SseMessage]]:
+    """The messages completed by each chunk, as one list per chunk (chunks that complete none are skipped).
+
+    A reader that stores what it receives can write each list in one transaction: when the sender floods,
+    a chunk holds many messages; when it trickles, one — so batching never delays a message.
+    """
     buffer = b""
     for chunk in chunks:
         buffer += chunk
@@ -45,7 +50,11 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[SseMessage]:
             # next chunk arrives (a trailing lone CR never terminates a block on its own anyway).
             buffer = buffer.replace(b"\r\n", b"\n")
         *blocks, buffer = buffer.split(b"\n\n")
-        for block in blocks:
-            message = _parse_block(block)
-            if message is not None:
-                yield message
+        messages = [message for message in map(_parse_block, blocks) if message is not None]
+        if messages:
+            yield messages
+
+
+def iter_sse(chunks: Iterable[bytes]) -> Iterator[SseMessage]:
+    for batch in iter_sse_batches(chunks):
+        yield from batch

@@ -26,7 +26,7 @@ import structlog
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents.executor_client import ExecutorClient, ExecutorConfig  # noqa: E402
+from agents.executor_client import ExecutorClient, ExecutorConfig
 
 TARGET_EVENTS_PER_S = 5000
 

@@ -115,3 +115,22 @@ def url(name: str, default: str, schemes: set[str]) -> str:
     if value and urlsplit(value).scheme not in schemes:
         raise ImproperlyConfigured(f"{name}: expected a URL with scheme in {sorted(schemes)}, got {value!r}")
     return value
+
+
+def redis_kwargs(name: str, value: str) -> dict:
+    """``redis.Redis(**kwargs)`` for a ``redis://[:password@]host:port/db`` URL (django-eventstream wants
+    keyword arguments, not a URL)."""
+    parts = urlsplit(value)
+    try:
+        db = int(parts.path.lstrip("/") or 0)
+        port = parts.port or 6379
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: cannot parse {value!r}") from None
+    kwargs: dict = {"host": parts.hostname or "127.0.0.1", "port": port, "db": db}
+    if parts.password:
+        kwargs["password"] = parts.password
+    if parts.username:
+        kwargs["username"] = parts.username
+    if parts.scheme == "rediss":
+        kwargs["ssl"] = True
+    return kwargs

@@ -37,3 +37,9 @@ class Forbidden(DomainError):
     status = 403
     code = "permission_denied"
     message = "You do not have permission to perform this action."
+
+
+class ServiceUnavailable(DomainError):
+    status = 503
+    code = "unavailable"
+    message = "The service needed for this request is unavailable."

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "django_structlog",
+    "django_eventstream",
     "rbac",
     "agents",
     "run_queue",
@@ -179,6 +180,19 @@ EXECUTOR_TIMEOUT_S = env.number("EXECUTOR_TIMEOUT_S", 30.0, minimum=0.1)
 EXECUTOR_RETRIES = env.integer("EXECUTOR_RETRIES", 3, minimum=0)
 if EXECUTOR_URL and not EXECUTOR_TOKEN:
     raise ImproperlyConfigured("EXECUTOR_TOKEN: required when EXECUTOR_URL is set (or EXECUTOR_TOKEN_FILE)")
+
+# --- live streams (django-eventstream) ------------------------------------------------------------
+EVENTSTREAM_STORAGE_CLASS = "runs.streaming.RunEventStorage"
+EVENTSTREAM_CHANNELMANAGER_CLASS = "runs.streaming.RunChannelManager"
+# Redis pub/sub carries events from worker processes to every web process. django-eventstream tests for the
+# setting's presence, so it is defined only when live delivery through Redis is wanted.
+if env.boolean("EVENTSTREAM_USE_REDIS", bool(REDIS_URL)):
+    if not REDIS_URL:
+        raise ImproperlyConfigured("EVENTSTREAM_USE_REDIS: needs REDIS_URL")
+    EVENTSTREAM_REDIS = env.redis_kwargs("REDIS_URL", REDIS_URL)
+_grip_url = env.url("GRIP_URL", "", {"http", "https"})
+if _grip_url:  # Pushpin's control URL: events are then also published through GRIP (django-grip)
+    GRIP_URL = _grip_url
 
 # --- logging --------------------------------------------------------------------------------------
 LOG_FORMAT = env.choice("LOG_FORMAT", "console", {"console", "json"})

@@ -43,7 +43,7 @@ WITH ready AS (
        FOR UPDATE SKIP LOCKED
 )
 UPDATE {table} AS q
-   SET state = 'leased', attempts = q.attempts + 1, lease_owner = %(owner)s,
+   SET state = 'leased', attempts = q.attempts + 1, lease_owner = %(owner)s, wake_requested = false,
        lease_token = gen_random_uuid(),
        lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s),
        updated_at = clock_timestamp()
@@ -87,10 +87,12 @@ def _claim_portable(owner: str, limit: int, lease_seconds: float) -> list[QueueE
             entry.state = State.LEASED
             entry.attempts += 1
             entry.lease_owner = owner
+            entry.wake_requested = False
             entry.lease_token = uuid.uuid4()
             entry.lease_expires_at = now + timedelta(seconds=lease_seconds)
             entry.save(
                 update_fields=[
+                    "wake_requested",
                     "state",
                     "attempts",
                     "lease_owner",

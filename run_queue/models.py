@@ -46,6 +46,9 @@ class QueueEntry(models.Model):
     lease_owner = models.CharField(max_length=200, blank=True)
     lease_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    wake_requested = models.BooleanField(
+        default=False, help_text="Set when asked to unpark while leased: the worker's park then re-queues."
+    )
     last_error_class = models.CharField(max_length=100, blank=True)
     last_error_detail = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -38,12 +38,28 @@ def _notify() -> None:
 
 
 @transaction.atomic
-def entry_enqueue(*, run_id: uuid.UUID, priority: int = 0, max_attempts: int | None = None) -> QueueEntry:
+def entry_enqueue(
+    *, run_id: uuid.UUID, priority: int = 0, max_attempts: int | None = None, parked: bool = False
+) -> QueueEntry:
+    """Queue a run; ``parked`` holds it until ``entry_unpark`` (e.g. behind another run of its session)."""
     entry = QueueEntry.objects.create(
-        run_id=run_id, priority=priority, max_attempts=max_attempts or settings.QUEUE_MAX_ATTEMPTS
+        run_id=run_id,
+        priority=priority,
+        max_attempts=max_attempts or settings.QUEUE_MAX_ATTEMPTS,
+        state=State.PARKED if parked else State.READY,
     )
-    _notify()
+    if not parked:
+        _notify()
     return entry
+
+
+def entry_withdraw(*, run_id: uuid.UUID) -> bool:
+    """Take a run out of the queue before any worker holds it (a cancelled queued run)."""
+    return bool(
+        QueueEntry.objects.filter(run_id=run_id, state__in=[State.READY, State.PARKED]).update(
+            state=State.DONE, finished_at=timezone.now(), updated_at=timezone.now()
+        )
+    )
 
 
 @transaction.atomic
@@ -90,18 +106,39 @@ def entry_mark_dead(*, entry: QueueEntry, error_class: str, detail: str) -> bool
 
 
 def entry_park(*, entry: QueueEntry) -> bool:
-    """Park the entry (the run waits on a human): no worker holds it; attempts start afresh on resume."""
-    return bool(_held(entry).update(state=State.PARKED, attempts=0, **_release_fields()))
+    """Park the entry (the run waits on a human): no worker holds it; attempts start afresh on resume.
+
+    If someone asked to wake it while it was leased (``entry_unpark`` raced the handler's decision to
+    park), it goes back to ready instead, so the wake-up is never lost.
+    """
+    if _held(entry).filter(wake_requested=False).update(state=State.PARKED, attempts=0, **_release_fields()):
+        return True
+    woken = (
+        _held(entry)
+        .filter(wake_requested=True)
+        .update(
+            state=State.READY,
+            attempts=0,
+            wake_requested=False,
+            available_at=timezone.now(),
+            **_release_fields(),
+        )
+    )
+    if woken:
+        _notify()
+    return bool(woken)
 
 
 @transaction.atomic
 def entry_unpark(*, run_id: uuid.UUID) -> bool:
-    updated = QueueEntry.objects.filter(run_id=run_id, state=State.PARKED).update(
-        state=State.READY, available_at=timezone.now(), updated_at=timezone.now()
-    )
-    if updated:
+    """Make a parked entry ready; if a worker holds it right now, ask that its park re-queue it instead."""
+    now = timezone.now()
+    if QueueEntry.objects.filter(run_id=run_id, state=State.PARKED).update(
+        state=State.READY, available_at=now, updated_at=now
+    ):
         _notify()
-    return bool(updated)
+        return True
+    return bool(QueueEntry.objects.filter(run_id=run_id, state=State.LEASED).update(wake_requested=True))
 
 
 def entries_complete(*, entries: list[QueueEntry]) -> set[int]:

@@ -1,7 +1,7 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from agents.models import Executor
+from agents.models import App, Executor
 from rbac.models import Department
 
 PASSWORD = "correct-horse-battery-staple"
@@ -40,3 +40,15 @@ class ExecutorFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"executor-{n}")
     base_url = factory.Sequence(lambda n: f"http://executor-{n}:8100")
     token = factory.Sequence(lambda n: f"secret-token-{n:04d}-do-not-show")
+
+
+class AppFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = App
+        django_get_or_create = ["slug"]
+
+    slug = factory.Sequence(lambda n: f"app-{n}")
+    name = factory.LazyAttribute(lambda a: a.slug.replace("-", " ").title())
+    executor = factory.SubFactory(ExecutorFactory)
+    agent_kind = "scripted"
+    playbook = "demo"

@@ -1,0 +1,161 @@
+"""Appending events to a run: seq assignment, projections (status, todos, human-loop requests), publishing.
+
+Callers hold a transaction; ``append_events`` locks the run row, so two writers can never interleave seqs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from runs import streaming
+from runs.models import (
+    ACTIVE_STATUSES,
+    HumanLoopRequest,
+    HumanLoopStatus,
+    Run,
+    RunEvent,
+    RunStatus,
+    Todo,
+)
+
+EVENT_TYPES = frozenset(
+    {
+        "run.queued",
+        "run.started",
+        "run.finished",
+        "message.delta",
+        "message.stop",
+        "tool.call",
+        "tool.result",
+        "todo.update",
+        "human_loop.request",
+        "human_loop.reply",
+    }
+)
+FINAL_STATUSES = {"succeeded", "failed", "cancelled", "timed_out"}
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    type: str
+    data: dict[str, Any]
+
+
+def append_events(
+    *, run_id, events: list[NewEvent], executor_seq: int | None = None
+) -> tuple[Run, list[RunEvent]]:
+    """Store ``events`` after the run's last one and apply them to its projections; publish after commit.
+
+    ``executor_seq`` records how far the executor's stream has been consumed, in the same transaction, so a
+    resumed stream neither loses nor repeats an event.
+    """
+    run = Run.objects.select_for_update().get(pk=run_id)
+    status_before = run.status
+    rows = [
+        RunEvent(run=run, seq=run.last_seq + offset, type=event.type, data=event.data)
+        for offset, event in enumerate(events, start=1)
+    ]
+    RunEvent.objects.bulk_create(rows)
+    fields = {"last_seq": run.last_seq + len(rows)}
+    if executor_seq is not None:
+        fields["executor_seq"] = executor_seq
+    for row in rows:
+        fields.update(_project(run, row))
+    # Under the row lock this cannot miss; the condition states the transition being made.
+    updated = Run.objects.filter(pk=run.pk, status=status_before).update(**fields)
+    assert updated == 1, "run changed under its row lock"
+    for name, value in fields.items():
+        setattr(run, name, value)
+    transaction.on_commit(lambda: streaming.publish(run.pk, rows))
+    return run, rows
+
+
+def _project(run: Run, event: RunEvent) -> dict[str, Any]:
+    """Apply one event to the projections; return the run fields it changes."""
+    handler = _PROJECTIONS.get(event.type)
+    return handler(run, event) if handler else {}
+
+
+def _on_started(run: Run, event: RunEvent) -> dict[str, Any]:
+    if run.status != RunStatus.QUEUED:
+        return {}
+    run.status = RunStatus.RUNNING
+    return {"status": RunStatus.RUNNING, "started_at": run.started_at or timezone.now()}
+
+
+def _on_finished(run: Run, event: RunEvent) -> dict[str, Any]:
+    status = event.data.get("status")
+    if run.status not in ACTIVE_STATUSES or status not in FINAL_STATUSES:
+        return {}
+    run.status = status
+    error = event.data.get("error") or {}
+    HumanLoopRequest.objects.filter(run=run).exclude(status=HumanLoopStatus.CLOSED).update(
+        status=HumanLoopStatus.CLOSED
+    )
+    return {
+        "status": status,
+        "finished_at": timezone.now(),
+        "error_class": str(error.get("code") or "")[:50],
+        "error_detail": str(error.get("message") or ""),
+    }
+
+
+def _on_todo_update(run: Run, event: RunEvent) -> dict[str, Any]:
+    todos = [t for t in event.data.get("todos", []) if isinstance(t, dict) and t.get("id")]
+    Todo.objects.filter(run=run).exclude(todo_id__in=[str(t["id"]) for t in todos]).delete()
+    Todo.objects.bulk_create(
+        [
+            Todo(
+                run=run,
+                todo_id=str(t["id"])[:100],
+                title=str(t.get("title", ""))[:500],
+                status=t.get("status", "pending"),
+                position=index,
+                updated_seq=event.seq,
+            )
+            for index, t in enumerate(todos)
+        ],
+        update_conflicts=True,
+        unique_fields=["run", "todo_id"],
+        update_fields=["title", "status", "position", "updated_seq"],
+    )
+    return {}
+
+
+def _on_human_request(run: Run, event: RunEvent) -> dict[str, Any]:
+    HumanLoopRequest.objects.get_or_create(
+        run=run,
+        external_id=str(event.data.get("request_id", ""))[:100],
+        defaults={
+            "question": str(event.data.get("question", "")),
+            "options": event.data.get("options") or [],
+            "request_seq": event.seq,
+        },
+    )
+    if run.status != RunStatus.RUNNING:
+        return {}
+    run.status = RunStatus.WAITING_HUMAN
+    return {"status": RunStatus.WAITING_HUMAN}
+
+
+def _on_human_reply(run: Run, event: RunEvent) -> dict[str, Any]:
+    HumanLoopRequest.objects.filter(run=run, external_id=str(event.data.get("request_id", ""))).update(
+        status=HumanLoopStatus.CLOSED
+    )
+    if run.status != RunStatus.WAITING_HUMAN:
+        return {}
+    run.status = RunStatus.RUNNING
+    return {"status": RunStatus.RUNNING}
+
+
+_PROJECTIONS = {
+    "run.started": _on_started,
+    "run.finished": _on_finished,
+    "todo.update": _on_todo_update,
+    "human_loop.request": _on_human_request,
+    "human_loop.reply": _on_human_reply,
+}

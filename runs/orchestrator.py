@@ -1,0 +1,187 @@
+"""The queue handler for runs: drives one run on its executor, one attempt per claim.
+
+An attempt starts the run (idempotent by run id), delivers answers and cancels that arrived while it was
+parked, then follows the executor's event stream from ``executor_seq``, storing each received batch in one
+transaction fenced by the lease. It parks on ``human_loop.request`` and ends on ``run.finished``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import structlog
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from agents.executor_client import ExecutorClient, ExecutorError, ExecutorEvent, client_for
+from run_queue.models import QueueEntry
+from run_queue.outcomes import Outcome
+from run_queue.services import LeaseLost, lease_fence
+from runs import services
+from runs.events import EVENT_TYPES, NewEvent, append_events
+from runs.models import HumanLoopRequest, HumanLoopStatus, Run, RunStatus
+
+logger = structlog.get_logger(__name__)
+
+CANCEL_CHECK_S = 1.0
+MAX_RESUMES = 20
+
+
+class RunHandler:
+    def handle(self, entry: QueueEntry) -> Outcome:
+        run = Run.objects.select_related("app", "executor").filter(pk=entry.run_id).first()
+        if run is None or run.is_terminal:
+            return Outcome.done()
+        Run.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
+        log = logger.bind(
+            run_id=str(run.pk), attempt=entry.attempts, executor_id=run.executor.name, trace_id=run.trace_id
+        )
+        structlog.contextvars.bind_contextvars(run_id=str(run.pk), trace_id=run.trace_id)
+        try:
+            return self._attempt(run, entry, client_for(run.executor), log)
+        except ExecutorError as exc:
+            log.warning(
+                "run_attempt_failed",
+                error_class=exc.error_class,
+                status=exc.status,
+                retryable=exc.retryable,
+                executor_attempts=exc.attempts,
+            )
+            if exc.retryable:
+                return Outcome.retry(exc.error_class, str(exc))
+            return Outcome.fail(exc.error_class, str(exc))
+        except LeaseLost:
+            log.warning("run_lease_lost")
+            return Outcome.retry("lease_lost", "another worker took the run over")
+        finally:
+            structlog.contextvars.unbind_contextvars("run_id", "trace_id")
+
+    def on_dead(self, entry: QueueEntry) -> None:
+        """Out of attempts, or failed permanently: the run fails with the error's class."""
+        fresh = QueueEntry.objects.filter(pk=entry.pk).values("last_error_class", "last_error_detail").first()
+        error = fresh or {"last_error_class": "unknown", "last_error_detail": ""}
+        services.run_finish(
+            run_id=entry.run_id,
+            status=RunStatus.FAILED,
+            code=error["last_error_class"] or "unknown",
+            message=error["last_error_detail"],
+        )
+
+    # --- one attempt ------------------------------------------------------------------------------------
+    def _attempt(self, run: Run, entry: QueueEntry, client: ExecutorClient, log) -> Outcome:
+        if run.cancel_requested:
+            return self._cancel(run, entry, client, log)
+        if run.status == RunStatus.QUEUED:
+            reply = client.start_run(
+                run_id=str(run.pk),
+                app=run.app.slug,
+                prompt=run.app.prompt_for_executor(),
+                input=run.input,
+                agent=run.app.agent_spec(),
+                traceparent=traceparent(run),
+            )
+            log.info("run_started_on_executor", executor_attempts=reply.attempts)
+        self._deliver_answers(run, client, log)
+        return self._follow(run, entry, client, log)
+
+    def _deliver_answers(self, run: Run, client: ExecutorClient, log) -> None:
+        answered = HumanLoopRequest.objects.filter(run=run, status=HumanLoopStatus.ANSWERED)
+        for request in answered:
+            client.send_input(
+                str(run.pk),
+                request_id=request.external_id,
+                answer=request.answer,
+                traceparent=traceparent(run),
+            )
+            HumanLoopRequest.objects.filter(pk=request.pk, status=HumanLoopStatus.ANSWERED).update(
+                status=HumanLoopStatus.DELIVERED, delivered_at=timezone.now()
+            )
+            log.info("human_answer_delivered", request_id=str(request.pk))
+
+    def _cancel(self, run: Run, entry: QueueEntry, client: ExecutorClient, log) -> Outcome:
+        try:
+            client.cancel_run(str(run.pk), traceparent=traceparent(run))
+        except ExecutorError as exc:
+            if exc.status != 404:  # an executor that never heard of the run has nothing to stop
+                raise
+            with transaction.atomic():
+                lease_fence(entry)
+            services.run_finish(
+                run_id=run.pk, status=RunStatus.CANCELLED, code="cancelled", message="Cancelled."
+            )
+            return Outcome.done()
+        log.info("run_cancel_sent")
+        return self._follow(run, entry, client, log)
+
+    def _follow(self, run: Run, entry: QueueEntry, client: ExecutorClient, log) -> Outcome:
+        """Store the executor's events until the run parks or ends; resume a cut stream where it broke."""
+        resumes = 0
+        while True:
+            consumed_before = run.executor_seq
+            try:
+                return self._consume(run, entry, client)
+            except ExecutorError as exc:
+                progressed = run.executor_seq > consumed_before
+                if exc.error_class != "network" or not progressed or resumes >= MAX_RESUMES:
+                    raise
+                resumes += 1
+                log.info("run_stream_resumed", after=run.executor_seq, error=str(exc)[:200])
+
+    def _consume(self, run: Run, entry: QueueEntry, client: ExecutorClient) -> Outcome:
+        next_cancel_check = time.monotonic() + CANCEL_CHECK_S
+        batches = client.iter_event_batches(str(run.pk), after=run.executor_seq, traceparent=traceparent(run))
+        with contextlib.closing(batches):
+            for batch in batches:
+                run = self._store(run, entry, batch)
+                if run.is_terminal:
+                    services.session_release_next(run_id=run.pk)
+                    return Outcome.done()
+                if run.status == RunStatus.WAITING_HUMAN:
+                    if not _has_answer(run):
+                        # A reply that lands after this check wakes the parked entry again (wake_requested).
+                        return Outcome.park()
+                    self._deliver_answers(run, client, logger.bind(run_id=str(run.pk)))
+                if time.monotonic() > next_cancel_check:
+                    next_cancel_check = time.monotonic() + CANCEL_CHECK_S
+                    if _cancel_requested_now(run):
+                        client.cancel_run(str(run.pk), traceparent=traceparent(run))
+        raise ExecutorError("network", "the event stream ended before the run finished")
+
+    @staticmethod
+    def _store(run: Run, entry: QueueEntry, batch: list[ExecutorEvent]) -> Run:
+        events = [NewEvent(e.type, e.data) for e in batch if e.type in EVENT_TYPES and e.type != "run.queued"]
+        with transaction.atomic():
+            lease_fence(entry)
+            stored, _ = append_events(run_id=run.pk, events=events, executor_seq=batch[-1].seq)
+        return stored
+
+
+def _has_answer(run: Run) -> bool:
+    return HumanLoopRequest.objects.filter(run=run, status=HumanLoopStatus.ANSWERED).exists()
+
+
+def _cancel_requested_now(run: Run) -> bool:
+    if run.cancel_requested:
+        return False  # already sent
+    run.cancel_requested = bool(
+        Run.objects.filter(pk=run.pk).values_list("cancel_requested", flat=True).first()
+    )
+    return bool(run.cancel_requested)
+
+
+def traceparent(run: Run) -> str:
+    """W3C trace context for every executor call of this run: one trace per run."""
+    span_id = run.pk.hex[:16]
+    return f"00-{run.trace_id}-{span_id}-01"
+
+
+def notify_cancel(run: Run) -> None:
+    """Fast path for a cancel: tell the executor now (the worker also does, if this fails)."""
+    if run.status not in (RunStatus.RUNNING, RunStatus.WAITING_HUMAN):
+        return
+    try:
+        client_for(run.executor).cancel_run(str(run.pk), traceparent=traceparent(run))
+    except ExecutorError as exc:
+        logger.warning("run_cancel_fast_path_failed", run_id=str(run.pk), error_class=exc.error_class)

@@ -1,0 +1,104 @@
+from rest_framework import serializers
+
+from runs.models import HumanLoopRequest, Run, RunEvent, Session, Todo
+
+
+class RunStartSerializer(serializers.Serializer):
+    app = serializers.SlugField(help_text="The app's slug.")
+    input = serializers.JSONField(default=dict, help_text="The run's input (a JSON object).")
+    session_id = serializers.UUIDField(
+        required=False, allow_null=True, help_text="Continue this session; omit to start a new one."
+    )
+    multitask = serializers.ChoiceField(
+        choices=["reject", "enqueue"],
+        default="reject",
+        help_text="When the session has an active run: refuse (409) or queue.",
+    )
+
+    def validate_input(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return value
+
+
+class RunSerializer(serializers.ModelSerializer):
+    app: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    session_id = serializers.UUIDField(read_only=True)
+    events_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "app",
+            "session_id",
+            "status",
+            "input",
+            "error_class",
+            "error_detail",
+            "trace_id",
+            "last_seq",
+            "attempts",
+            "cancel_requested",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "events_url",
+        ]
+        read_only_fields = fields
+
+    def get_events_url(self, run: Run) -> str:
+        return f"/api/runs/{run.pk}/events"
+
+
+class RunEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RunEvent
+        fields = ["seq", "type", "data", "created_at"]
+        read_only_fields = fields
+
+
+class EventPageSerializer(serializers.Serializer):
+    events = RunEventSerializer(many=True)
+    next_after = serializers.IntegerField(help_text="Pass as ?after= to get the next page.")
+    has_more = serializers.BooleanField()
+    run_status = serializers.CharField()
+
+
+class TodoSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="todo_id")
+
+    class Meta:
+        model = Todo
+        fields = ["id", "title", "status", "position", "updated_seq"]
+        read_only_fields = fields
+
+
+class HumanLoopRequestSerializer(serializers.ModelSerializer):
+    request_id = serializers.UUIDField(source="id", read_only=True)
+    run_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = HumanLoopRequest
+        fields = [
+            "request_id",
+            "run_id",
+            "question",
+            "options",
+            "status",
+            "answer",
+            "answered_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class HumanLoopReplySerializer(serializers.Serializer):
+    request_id = serializers.UUIDField()
+    answer = serializers.CharField(max_length=20_000, trim_whitespace=False)
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Session
+        fields = ["id", "title", "created_at"]

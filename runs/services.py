@@ -1,0 +1,190 @@
+"""Writes for runs: start, cancel, answer a human-loop request, fail."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from agents.selectors import executor_for_app
+from controlplane.errors import Conflict, NotFound
+from run_queue import services as queue
+from runs.events import NewEvent, append_events
+from runs.models import (
+    ACTIVE_STATUSES,
+    HumanLoopRequest,
+    HumanLoopStatus,
+    Run,
+    RunStatus,
+    Session,
+)
+
+
+class RunConflict(Conflict):
+    code = "run_active"
+    message = "A run is already active in this session."
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_key_reused"
+    message = "This Idempotency-Key was used for a different request."
+
+
+class AlreadyAnswered(Conflict):
+    code = "already_answered"
+    message = "This question has already been answered."
+
+
+def run_start(
+    *,
+    user,
+    app,
+    input: dict[str, Any],
+    session_id: uuid.UUID | None = None,
+    multitask: str = "reject",
+    idempotency_key: str = "",
+    priority: int = 0,
+) -> tuple[Run, bool]:
+    """Queue a run of ``app`` for ``user``; returns (run, created). The same Idempotency-Key returns the
+    run it created before; a second start in a session with an active run is refused (``reject``) or
+    queued behind it (``enqueue``)."""
+    if idempotency_key:
+        existing = _run_for_key(user=user, app=app, input=input, key=idempotency_key)
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            return _create_run(
+                user=user,
+                app=app,
+                input=input,
+                session_id=session_id,
+                multitask=multitask,
+                idempotency_key=idempotency_key,
+                priority=priority,
+            ), True
+    except IntegrityError:
+        # A concurrent request with the same key won the race: answer as it did.
+        existing = (
+            _run_for_key(user=user, app=app, input=input, key=idempotency_key) if idempotency_key else None
+        )
+        if existing is None:
+            raise
+        return existing, False
+
+
+def _run_for_key(*, user, app, input, key: str) -> Run | None:
+    run = Run.objects.filter(user=user, idempotency_key=key).first()
+    if run is not None and (run.app_id != app.pk or run.input != input):
+        raise IdempotencyConflict(detail={"run_id": str(run.pk)})
+    return run
+
+
+def _create_run(*, user, app, input, session_id, multitask, idempotency_key, priority) -> Run:
+    session = _session_for(user=user, app=app, session_id=session_id)
+    active = Run.objects.filter(session=session, status__in=ACTIVE_STATUSES).order_by("created_at").first()
+    if active is not None and multitask == "reject":
+        raise RunConflict(detail={"active_run_id": str(active.pk)})
+    run = Run.objects.create(
+        session=session,
+        app=app,
+        executor=executor_for_app(app),
+        user=user,
+        input=input,
+        trace_id=secrets.token_hex(16),
+        idempotency_key=idempotency_key,
+    )
+    queue.entry_enqueue(run_id=run.pk, priority=priority, parked=active is not None)
+    append_events(run_id=run.pk, events=[NewEvent("run.queued", {"session_id": str(session.pk)})])
+    run.refresh_from_db()
+    return run
+
+
+def _session_for(*, user, app, session_id) -> Session:
+    if session_id is None:
+        return Session.objects.create(user=user, app=app)
+    # The row lock serialises concurrent starts in one session, so "one active run" holds.
+    session = Session.objects.select_for_update().filter(pk=session_id, user=user).first()
+    if session is None:
+        raise NotFound("No such session.", code="session_not_found")
+    if session.app_id != app.pk:
+        raise Conflict("This session belongs to another app.", code="session_app_mismatch")
+    return session
+
+
+def run_cancel(*, run: Run) -> Run:
+    """Ask for the run to stop. A queued run stops here; a running or waiting one is stopped by the worker,
+    which tells the executor. Cancelling a finished run changes nothing."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        if run.is_terminal:
+            return run
+        Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+        if run.status == RunStatus.QUEUED and run.executor_seq == 0 and queue.entry_withdraw(run_id=run.pk):
+            run_finish(
+                run_id=run.pk,
+                status=RunStatus.CANCELLED,
+                code="cancelled",
+                message="Cancelled before it started.",
+            )
+        else:
+            queue.entry_unpark(run_id=run.pk)  # a parked run wakes so its worker can tell the executor
+    run.refresh_from_db()
+    return run
+
+
+def run_finish(*, run_id, status: str, code: str = "", message: str = "") -> None:
+    """Finish the run here (the executor could not say so itself): one ``run.finished`` event."""
+    data: dict[str, Any] = {"status": status}
+    if code:
+        data["error"] = {"code": code, "message": message}
+    with transaction.atomic():
+        if Run.objects.filter(pk=run_id, status__in=ACTIVE_STATUSES).exists():
+            append_events(run_id=run_id, events=[NewEvent("run.finished", data)])
+    session_release_next(run_id=run_id)
+
+
+def session_release_next(*, run_id) -> None:
+    """When a run ends, let the next run queued behind it in the same session start."""
+    session_id = Run.objects.filter(pk=run_id).values_list("session_id", flat=True).first()
+    if session_id is None:
+        return
+    waiting = (
+        Run.objects.filter(session_id=session_id, status=RunStatus.QUEUED, executor_seq=0)
+        .exclude(pk=run_id)
+        .order_by("created_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if (
+        waiting is not None
+        and not Run.objects.filter(
+            session_id=session_id, status__in=[RunStatus.RUNNING, RunStatus.WAITING_HUMAN]
+        ).exists()
+    ):
+        queue.entry_unpark(run_id=waiting)
+
+
+def human_loop_reply(*, user, request_id: uuid.UUID, answer: str) -> HumanLoopRequest:
+    """Record a person's answer (once) and wake the run so its worker delivers it to the executor."""
+    with transaction.atomic():
+        request = (
+            HumanLoopRequest.objects.select_for_update()
+            .filter(pk=request_id, run__in=Run.objects.visible_to(user))
+            .select_related("run")
+            .first()
+        )
+        if request is None:
+            raise NotFound("No such question.", code="request_not_found")
+        if request.status != HumanLoopStatus.PENDING or request.run.is_terminal:
+            raise AlreadyAnswered(detail={"status": request.status})
+        request.status = HumanLoopStatus.ANSWERED
+        request.answer = answer
+        request.answered_by = user
+        request.answered_at = timezone.now()
+        request.save(update_fields=["status", "answer", "answered_by", "answered_at"])
+        queue.entry_unpark(run_id=request.run_id)
+    return request

@@ -1,0 +1,165 @@
+"""Live delivery through django-eventstream, with ``RunEvent`` as its storage.
+
+Events are written by ``runs.events.append_events`` (many per transaction), not by django-eventstream's
+``send_event`` (which would write them one by one through ``append_event``), so publishing here does what
+``send_event`` does after storage: Redis pub/sub when ``EVENTSTREAM_REDIS`` is set (every web process
+delivers it), else the listeners of this process; and GRIP when a proxy is configured.
+
+Channels: ``run-<uuid>`` carries every event of a run, ``todos-<uuid>`` only its ``todo.update`` events; the
+SSE id of an event is its seq on both, so ``Last-Event-ID`` replays exactly what a client missed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
+from django_eventstream.channelmanager import ChannelManagerBase
+from django_eventstream.event import Event
+from django_eventstream.storage import EventDoesNotExist, StorageBase
+
+RUN_PREFIX = "run-"
+TODOS_PREFIX = "todos-"
+PERMISSION_TTL_S = 5.0
+
+
+def run_channel(run_id) -> str:
+    return f"{RUN_PREFIX}{run_id}"
+
+
+def todos_channel(run_id) -> str:
+    return f"{TODOS_PREFIX}{run_id}"
+
+
+def parse_channel(channel: str) -> tuple[str, uuid.UUID] | None:
+    for prefix in (RUN_PREFIX, TODOS_PREFIX):
+        if channel.startswith(prefix):
+            try:
+                return prefix, uuid.UUID(channel[len(prefix) :])
+            except ValueError:
+                return None
+    return None
+
+
+def encode(data) -> str:
+    return json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"))
+
+
+def publish(run_id, events: Iterable) -> None:
+    """Deliver stored events to live listeners (called after the transaction that stored them commits)."""
+    for event in events:
+        _publish_one(run_channel(run_id), event)
+        if event.type == "todo.update":
+            _publish_one(todos_channel(run_id), event)
+
+
+def _publish_one(channel: str, event) -> None:
+    from django_eventstream.eventstream import redis_client
+    from django_eventstream.utils import publish_event
+    from django_eventstream.views import get_listener_manager
+
+    data = encode(event.data)
+    if redis_client is not None:
+        message = {"channel": channel, "event_type": event.type, "data": data, "pub_id": str(event.seq)}
+        redis_client.publish("events_channel", json.dumps(message))
+    else:
+        get_listener_manager().add_to_queues(channel, Event(channel, event.type, data, id=event.seq))
+    if getattr(settings, "GRIP_URL", None) or getattr(settings, "GRIP_PROXIES", None):
+        publish_event(channel, event.type, data, str(event.seq), str(event.seq - 1), blocking=False)
+
+
+class RunEventStorage(StorageBase):
+    """django-eventstream storage over ``RunEvent``: the SSE id is the run's seq."""
+
+    def append_event(self, channel, event_type, data):
+        raise NotImplementedError("run events are written by runs.events.append_events")
+
+    def get_events(self, channel, last_id, limit=100):
+        from runs.models import RunEvent
+
+        kind, run_id = self._parse(channel)
+        try:
+            current = self._current(run_id)
+            if last_id > current:
+                raise EventDoesNotExist("the client is ahead of the run", current)
+            rows = RunEvent.objects.filter(run_id=run_id, seq__gt=last_id).order_by("seq")
+            if kind == TODOS_PREFIX:
+                rows = rows.filter(type="todo.update")
+            return [
+                Event(channel, row.type, encode(row.data), id=row.seq)
+                for row in rows.only("seq", "type", "data")[:limit]
+            ]
+        finally:
+            _release_connection()
+
+    def get_current_id(self, channel):
+        _, run_id = self._parse(channel)
+        try:
+            return self._current(run_id)
+        finally:
+            _release_connection()
+
+    @staticmethod
+    def _parse(channel: str) -> tuple[str, uuid.UUID]:
+        parsed = parse_channel(channel)
+        if parsed is None:
+            raise EventDoesNotExist(f"unknown channel {channel!r}", 0)
+        return parsed
+
+    @staticmethod
+    def _current(run_id) -> int:
+        from runs.models import Run
+
+        return Run.objects.filter(pk=run_id).values_list("last_seq", flat=True).first() or 0
+
+
+def _release_connection() -> None:
+    # Each open stream reads from its own thread; holding that thread's connection for the life of the
+    # stream would cap streams at the database's max_connections (FACTS.md). Closing it after each read
+    # hands it back to the pool (DATABASE_POOL_SIZE) or costs one reconnect per read.
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+class RunChannelManager(ChannelManagerBase):
+    """Only users allowed to view a run may read its channels. Cached briefly: every wake-up of every
+    stream asks again, and a fan-out of thousands of streams must not cost a query each."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, str], tuple[float, bool]] = {}
+
+    def get_channels_for_request(self, request, view_kwargs):
+        return set(view_kwargs.get("channels", []))
+
+    def can_read_channel(self, user, channel):
+        if user is None or not user.is_authenticated:
+            return False
+        key = (user.pk, channel)
+        cached = self._cache.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        allowed = self._allowed(user, channel)
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[key] = (time.monotonic() + PERMISSION_TTL_S, allowed)
+        return allowed
+
+    @staticmethod
+    def _allowed(user, channel) -> bool:
+        from runs.models import Run
+
+        parsed = parse_channel(channel)
+        if parsed is None:
+            return False
+        try:
+            return Run.objects.visible_to(user).filter(pk=parsed[1]).exists()
+        finally:
+            _release_connection()
+
+    def is_channel_reliable(self, channel):
+        return True

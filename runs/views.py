@@ -1,0 +1,232 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agents.selectors import app_for_use
+from runs import orchestrator, services
+from runs.models import HumanLoopRequest, HumanLoopStatus, Run, RunEvent
+from runs.serializers import (
+    EventPageSerializer,
+    HumanLoopReplySerializer,
+    HumanLoopRequestSerializer,
+    RunEventSerializer,
+    RunSerializer,
+    RunStartSerializer,
+    TodoSerializer,
+)
+from runs.sse import EventStreamRenderer, stream_channel
+from runs.streaming import run_channel, todos_channel
+
+EVENT_PAGE_MAX = 1000
+SSE_DESCRIPTION = (
+    "Server-Sent Events. Each event's `id` is `run-<id>:<seq>`; reconnect with `Last-Event-ID` (or "
+    "`?lastEventId=`) to get exactly the events after it. Without an id the stream starts with the whole "
+    "history."
+)
+
+
+def visible_run(request: Request, run_id) -> Run:
+    """The run if the user may see it; a run they may not see is a 404, like a missing one."""
+    return get_object_or_404(
+        Run.objects.visible_to(request.user).select_related("app", "executor"), pk=run_id
+    )
+
+
+def _start(request: Request) -> tuple[Run, bool]:
+    serializer = RunStartSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    app = app_for_use(user=request.user, slug=data["app"])
+    key = request.headers.get("Idempotency-Key", "")
+    if len(key) > 200:
+        raise ValidationError({"Idempotency-Key": ["At most 200 characters."]})
+    return services.run_start(
+        user=request.user,
+        app=app,
+        input=data["input"],
+        session_id=data.get("session_id"),
+        multitask=data["multitask"],
+        idempotency_key=key,
+    )
+
+
+class RunListCreateView(generics.ListAPIView):
+    serializer_class = RunSerializer
+
+    def get_queryset(self):
+        runs = Run.objects.filter(user_id=self.request.user.pk or 0).select_related("app")
+        params = self.request.query_params
+        if params.get("status"):
+            runs = runs.filter(status=params["status"])
+        if params.get("app"):
+            runs = runs.filter(app__slug=params["app"])
+        if params.get("session"):
+            runs = runs.filter(session_id=_uuid_param(params["session"], "session"))
+        return runs
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, description="queued, running, waiting_human, succeeded, ..."),
+            OpenApiParameter("app", str, description="app slug"),
+            OpenApiParameter("session", OpenApiTypes.UUID),
+        ],
+        summary="My runs",
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request=RunStartSerializer,
+        responses={201: RunSerializer, 200: RunSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        summary="Start a run (queued; watch it at events_url)",
+    )
+    def post(self, request: Request) -> Response:
+        run, created = _start(request)
+        return Response(
+            RunSerializer(run).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class RunStartStreamView(APIView):
+    renderer_classes = [EventStreamRenderer, JSONRenderer]
+
+    @extend_schema(
+        request=RunStartSerializer,
+        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        summary="Start a run and stream its events in the same response",
+        description=SSE_DESCRIPTION,
+    )
+    def post(self, request: Request):
+        run, _ = _start(request)
+        response = stream_channel(request._request, run_channel(run.pk), end_on_finish=True)
+        response["X-Run-ID"] = str(run.pk)
+        return response
+
+
+class RunDetailView(APIView):
+    @extend_schema(responses=RunSerializer, summary="A run")
+    def get(self, request: Request, run_id) -> Response:
+        return Response(RunSerializer(visible_run(request, run_id)).data)
+
+
+class RunCancelView(APIView):
+    @extend_schema(request=None, responses=RunSerializer, summary="Cancel a run")
+    def post(self, request: Request, run_id) -> Response:
+        run = services.run_cancel(run=visible_run(request, run_id))
+        transaction.on_commit(lambda: orchestrator.notify_cancel(run))
+        return Response(RunSerializer(run).data)
+
+
+class RunEventsView(APIView):
+    renderer_classes = [EventStreamRenderer, JSONRenderer]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "after", int, description="JSON paging instead of SSE: the events after this seq"
+            ),
+            OpenApiParameter(
+                "limit", int, description=f"page size with ?after (default 100, at most {EVENT_PAGE_MAX})"
+            ),
+        ],
+        responses={
+            (200, "text/event-stream"): OpenApiTypes.STR,
+            (200, "application/json"): EventPageSerializer,
+        },
+        summary="A run's events: SSE, or JSON pages with ?after=N",
+        description=SSE_DESCRIPTION,
+    )
+    def get(self, request: Request, run_id):
+        run = visible_run(request, run_id)
+        if "after" not in request.query_params:
+            return stream_channel(request._request, run_channel(run.pk), end_on_finish=True)
+        after = _non_negative(request, "after", 0)
+        limit = min(_non_negative(request, "limit", 100) or 100, EVENT_PAGE_MAX)
+        rows = list(RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")[: limit + 1])
+        page = rows[:limit]
+        body = {
+            "events": RunEventSerializer(page, many=True).data,
+            "next_after": page[-1].seq if page else after,
+            "has_more": len(rows) > limit,
+            "run_status": run.status,
+        }
+        return Response(body, content_type="application/json")
+
+
+def _uuid_param(raw: str, name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise ValidationError({name: ["Must be a UUID."]}) from None
+
+
+def _non_negative(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit():
+        raise ValidationError({name: ["Must be a non-negative integer."]})
+    return int(raw)
+
+
+class RunTodosView(APIView):
+    @extend_schema(responses=TodoSerializer(many=True), summary="A run's todo list")
+    def get(self, request: Request, run_id) -> Response:
+        run = visible_run(request, run_id)
+        return Response(TodoSerializer(run.todos.all(), many=True).data)
+
+
+class RunTodoEventsView(APIView):
+    renderer_classes = [EventStreamRenderer, JSONRenderer]
+
+    @extend_schema(
+        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        summary="A run's todo.update events over SSE",
+        description=SSE_DESCRIPTION,
+    )
+    def get(self, request: Request, run_id):
+        run = visible_run(request, run_id)
+        return stream_channel(request._request, todos_channel(run.pk), end_on_finish=False)
+
+
+class HumanLoopPendingView(generics.ListAPIView):
+    serializer_class = HumanLoopRequestSerializer
+
+    def get_queryset(self):
+        return HumanLoopRequest.objects.filter(
+            status=HumanLoopStatus.PENDING, run__in=Run.objects.visible_to(self.request.user).active()
+        ).order_by("created_at")
+
+    @extend_schema(summary="Questions waiting for an answer, on runs I may answer")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class HumanLoopReplyView(APIView):
+    @extend_schema(
+        request=HumanLoopReplySerializer,
+        responses={
+            200: HumanLoopRequestSerializer,
+            404: OpenApiResponse(description="Unknown request"),
+            409: OpenApiResponse(description="Already answered"),
+        },
+        summary="Answer an agent's question",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = HumanLoopReplySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        answered = services.human_loop_reply(user=request.user, **serializer.validated_data)
+        return Response(HumanLoopRequestSerializer(answered).data)
