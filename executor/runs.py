@@ -118,20 +118,26 @@ class Run:
         detail = self.agent.get("playbook") or self.agent.get("model") or "default"
         return f"{self.agent['kind']}:{detail}"
 
-    async def emit(self, event_type: str, data: dict[str, Any]) -> int:
-        async with self._grown:
-            seq = len(self.events) + 1
-            self.events.append(Event(seq, event_type, encode_event(seq, event_type, data)))
-            self.last_activity = time.time()
-            self._grown.notify_all()
+    def _append(self, event_type: str, data: dict[str, Any]) -> int:
+        seq = len(self.events) + 1
+        self.events.append(Event(seq, event_type, encode_event(seq, event_type, data)))
+        self.last_activity = time.time()
+        self._grown.notify_all()
         return seq
 
+    async def emit(self, event_type: str, data: dict[str, Any]) -> int:
+        async with self._grown:
+            return self._append(event_type, data)
+
     async def finish(self, status: str, error: dict[str, str] | None = None) -> None:
-        self.state, self.error, self.finished_at = status, error, time.time()
         for question in self.pending.values():
             question.answer.cancel()
         self.pending.clear()
-        await self.emit("run.finished", {"status": status, **({"error": error} if error else {})})
+        async with self._grown:
+            # The state turns terminal together with the terminal event's append, never before it: a
+            # follower that sees a terminal run with nothing left to send may end its stream.
+            self._append("run.finished", {"status": status, **({"error": error} if error else {})})
+            self.state, self.error, self.finished_at = status, error, time.time()
 
     def events_after(self, seq: int, limit: int) -> list[Event]:
         return self.events[seq : seq + limit]  # seq N is at index N-1: contiguous from 1
