@@ -49,8 +49,9 @@ class Client:
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = {"Authorization": f"Token {self.token}", **kwargs.pop("headers", {})}
-        return requests.request(method, self.base + path, headers=headers, timeout=kwargs.pop("timeout", 15),
-                                **kwargs)
+        return requests.request(
+            method, self.base + path, headers=headers, timeout=kwargs.pop("timeout", 15), **kwargs
+        )
 
     def get(self, path: str, **kwargs) -> requests.Response:
         return self.request("GET", path, **kwargs)
@@ -59,16 +60,27 @@ class Client:
         return self.request("POST", path, **kwargs)
 
     def stream(self, path: str, *, method: str = "GET", headers: dict | None = None, **kwargs) -> SseReader:
-        response = self.request(method, path, headers={"Accept": "text/event-stream", **(headers or {})},
-                                stream=True, timeout=(5, 60), **kwargs)
+        response = self.request(
+            method,
+            path,
+            headers={"Accept": "text/event-stream", **(headers or {})},
+            stream=True,
+            timeout=(5, 60),
+            **kwargs,
+        )
         assert response.status_code == 200, response.text
         return SseReader(response).start()
 
 
 @pytest.fixture
 def app_on_executor(stack, transactional_db):
-    executor = ExecutorFactory(name="test-executor", base_url=stack.executor.base_url, token=stack.executor.token,
-                               read_timeout_s=5.0, retries=3)
+    executor = ExecutorFactory(
+        name="test-executor",
+        base_url=stack.executor.base_url,
+        token=stack.executor.token,
+        read_timeout_s=5.0,
+        retries=3,
+    )
 
     def make(playbook: str = "demo", slug: str | None = None):
         return AppFactory(slug=slug or f"{playbook}-app", playbook=playbook, executor=executor)

@@ -14,8 +14,16 @@ from tests.stack import start_worker
 
 pytestmark = pytest.mark.slow
 
-DEMO_ORDER = ["run.queued", "run.started", "todo.update", "message.delta", "message.stop", "tool.call",
-              "tool.result", "human_loop.request"]
+DEMO_ORDER = [
+    "run.queued",
+    "run.started",
+    "todo.update",
+    "message.delta",
+    "message.stop",
+    "tool.call",
+    "tool.result",
+    "human_loop.request",
+]
 
 
 def first_index(types: list[str], wanted: str) -> int:
@@ -28,11 +36,15 @@ def answer_pending(client, run_id: str, answer: str = "approve") -> None:
         return found[0] if found else None
 
     request = wait_until(pending, timeout=20, what="a pending question")
-    response = client.post("/api/human-loop/reply", json={"request_id": request["request_id"], "answer": answer})
+    response = client.post(
+        "/api/human-loop/reply", json={"request_id": request["request_id"], "answer": answer}
+    )
     assert response.status_code == 200, response.text
 
 
-def test_a_run_streams_live_from_start_to_finish_with_a_human_answer(stack, worker, app_on_executor, client_for):
+def test_a_run_streams_live_from_start_to_finish_with_a_human_answer(
+    stack, worker, app_on_executor, client_for
+):
     app_on_executor("demo", slug="demo")
     alice = client_for("alice")
     run = alice.post("/api/runs/", json={"app": "demo", "input": {"message": "hello there", "delay_ms": 5}})
@@ -57,11 +69,13 @@ def test_a_run_streams_live_from_start_to_finish_with_a_human_answer(stack, work
     assert final["last_seq"] == len(stream.events)
     page = alice.get(f"/api/runs/{run_id}/events", params={"after": 0, "limit": 1000}).json()
     assert [(e["seq"], e["type"], e["data"]) for e in page["events"]] == [
-        (seq, e["type"], e["data"]) for seq, e in zip(stream.seqs(), stream.events, strict=True)]
+        (seq, e["type"], e["data"]) for seq, e in zip(stream.seqs(), stream.events, strict=True)
+    ]
     todos = alice.get(f"/api/runs/{run_id}/todos").json()
     last_update = [e for e in stream.events if e["type"] == "todo.update"][-1]["data"]["todos"]
     assert [(t["id"], t["title"], t["status"]) for t in todos] == [
-        (t["id"], t["title"], t["status"]) for t in last_update]
+        (t["id"], t["title"], t["status"]) for t in last_update
+    ]
     assert stack.executor.run_status(run_id)["state"] == "succeeded"
 
 
@@ -88,12 +102,16 @@ def test_reconnect_with_last_event_id_has_no_gap_and_no_duplicate(stack, worker,
     second = carol.stream(f"/api/runs/{run_id}/events", headers={"Last-Event-ID": last_id})
     second.wait_for("run.finished", timeout=30)
     seqs = first.seqs() + second.seqs()
-    assert seqs == list(range(1, len(seqs) + 1)), ([e["id"] for e in first.events], last_id,
-                                                   [e["id"] for e in second.events][:5])
+    assert seqs == list(range(1, len(seqs) + 1)), (
+        [e["id"] for e in first.events],
+        last_id,
+        [e["id"] for e in second.events][:5],
+    )
 
 
-def test_killed_worker_s_run_is_finished_by_another_without_duplicates(stack, transactional_db, app_on_executor,
-                                                                      client_for):
+def test_killed_worker_s_run_is_finished_by_another_without_duplicates(
+    stack, transactional_db, app_on_executor, client_for
+):
     app_on_executor("long", slug="long-kill")
     dave = client_for("dave")
     victim = start_worker(stack.log_dir, "--lease-seconds", "2")
@@ -159,6 +177,9 @@ def test_cancel_while_running_and_while_waiting_for_a_human(stack, worker, app_o
     for run_id in (running, waiting):
         assert hank.post(f"/api/runs/{run_id}/cancel").status_code == 200
     for run_id in (running, waiting):
-        wait_until(lambda run_id=run_id: Run.objects.get(pk=run_id).status == "cancelled", timeout=30,
-                   what=f"{run_id} cancelled")
+        wait_until(
+            lambda run_id=run_id: Run.objects.get(pk=run_id).status == "cancelled",
+            timeout=30,
+            what=f"{run_id} cancelled",
+        )
         assert stack.executor.run_status(run_id)["state"] == "cancelled"  # the executor was told

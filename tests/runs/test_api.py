@@ -38,8 +38,12 @@ def test_start_queues_the_run_with_its_first_event(api_as, member, app):
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"input": [1, 2]}, "input"), ({"multitask": "maybe"}, "multitask"), ({"session_id": "nope"}, "session_id"),
-     ({"app": "not a slug!"}, "app")],
+    [
+        ({"input": [1, 2]}, "input"),
+        ({"multitask": "maybe"}, "multitask"),
+        ({"session_id": "nope"}, "session_id"),
+        ({"app": "not a slug!"}, "app"),
+    ],
 )
 def test_bad_input_is_a_400_naming_the_field_and_writes_nothing(api_as, member, app, body, field):
     response = start(api_as(member), **body)
@@ -138,8 +142,9 @@ def test_list_filters_by_status_app_and_session(api_as, member, app):
     start(client, app="other")
     assert len(client.get("/api/runs/").json()["results"]) == 2
     assert [r["id"] for r in client.get("/api/runs/", {"app": "demo"}).json()["results"]] == [first["id"]]
-    assert [r["id"] for r in client.get("/api/runs/", {"session": first["session_id"]}).json()["results"]] == [
-        first["id"]]
+    assert [
+        r["id"] for r in client.get("/api/runs/", {"session": first["session_id"]}).json()["results"]
+    ] == [first["id"]]
     assert client.get("/api/runs/", {"status": "succeeded"}).json()["results"] == []
     assert client.get("/api/runs/", {"session": "bad"}).status_code == 400
 
@@ -147,8 +152,9 @@ def test_list_filters_by_status_app_and_session(api_as, member, app):
 def test_events_page_as_json_after_a_seq(api_as, member, app):
     client = api_as(member)
     run = Run.objects.get(pk=start(client).json()["id"])
-    RunEvent.objects.bulk_create([RunEvent(run=run, seq=s, type="message.delta", data={"text": str(s)})
-                                  for s in range(2, 8)])
+    RunEvent.objects.bulk_create(
+        [RunEvent(run=run, seq=s, type="message.delta", data={"text": str(s)}) for s in range(2, 8)]
+    )
     Run.objects.filter(pk=run.pk).update(last_seq=7)
     page = client.get(f"/api/runs/{run.pk}/events", {"after": 2, "limit": 3}).json()
     assert [e["seq"] for e in page["events"]] == [3, 4, 5]
@@ -166,8 +172,10 @@ def test_cancel_of_a_queued_run_finishes_it_at_once(api_as, member, app):
     assert body["status"] == "cancelled"
     run = Run.objects.get(pk=run_id)
     assert list(run.events.values_list("type", flat=True)) == ["run.queued", "run.finished"]
-    assert run.events.last().data == {"status": "cancelled", "error": {"code": "cancelled",
-                                                                      "message": "Cancelled before it started."}}
+    assert run.events.last().data == {
+        "status": "cancelled",
+        "error": {"code": "cancelled", "message": "Cancelled before it started."},
+    }
     assert QueueEntry.objects.get(run_id=run_id).state == State.DONE
     assert client.post(f"/api/runs/{run_id}/cancel").json()["status"] == "cancelled"  # idempotent
 
@@ -205,10 +213,18 @@ def test_pending_questions_and_a_reply_wake_the_run(api_as, member, outsider, wa
 
 
 def test_reply_by_another_user_or_to_an_unknown_request_is_404(api_as, outsider, member, waiting_run):
-    assert api_as(outsider).post(
-        "/api/human-loop/reply", {"request_id": str(waiting_run.pk), "answer": "x"}).status_code == 404
-    assert api_as(member).post(
-        "/api/human-loop/reply", {"request_id": str(uuid.uuid4()), "answer": "x"}).status_code == 404
+    assert (
+        api_as(outsider)
+        .post("/api/human-loop/reply", {"request_id": str(waiting_run.pk), "answer": "x"})
+        .status_code
+        == 404
+    )
+    assert (
+        api_as(member)
+        .post("/api/human-loop/reply", {"request_id": str(uuid.uuid4()), "answer": "x"})
+        .status_code
+        == 404
+    )
     assert api_as(member).post("/api/human-loop/reply", {"answer": "x"}).status_code == 400
     waiting_run.refresh_from_db()
     assert waiting_run.status == HumanLoopStatus.PENDING
