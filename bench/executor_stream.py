@@ -24,7 +24,8 @@ import requests
 import structlog
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# Replace this folder on sys.path: it holds bench/queue.py, which would shadow the standard library's queue.
+sys.path[0] = str(ROOT)
 
 from agents.executor_client import ExecutorClient, ExecutorConfig
 

@@ -23,39 +23,14 @@ import subprocess
 import tempfile
 import time
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
+from bench.common import percentile, process_env, scratch_database
 
-BASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/controlplane")
-SCRATCH = f"cp_bench_queue_{uuid.uuid4().hex[:6]}"
-
-
-def scratch_url() -> str:
-    parts = urlsplit(BASE_URL)
-    return urlunsplit(parts._replace(path=f"/{SCRATCH}"))
-
-
-def admin_connection() -> psycopg.Connection:
-    parts = urlsplit(BASE_URL)
-    return psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True)
-
-
-def setup_django() -> None:
-    os.environ["DATABASE_URL"] = scratch_url()
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ["LOG_LEVEL"] = "WARNING"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "controlplane.settings"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+_scratch_url = ""
 
 
 def worker_env(**extra: str) -> dict[str, str]:
-    return dict(os.environ, DATABASE_URL=scratch_url(), LOG_LEVEL="WARNING", **extra)
+    return process_env(_scratch_url, **extra)
 
 
 def start_workers(count: int, handler: str, **env: str) -> list[subprocess.Popen]:
@@ -163,21 +138,16 @@ def naive_baseline(entries: int, workers: int) -> float:
     return entries / elapsed
 
 
-def percentile(values: list[float], pct: float) -> float:
-    return values[min(len(values) - 1, int(len(values) * pct))]
-
-
 def main() -> None:
+    global _scratch_url
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--latency-samples", type=int, default=300)
     parser.add_argument("--baseline-entries", type=int, default=3_000)
     args = parser.parse_args()
-    with admin_connection() as conn:
-        conn.execute(f'CREATE DATABASE "{SCRATCH}"')
-    try:
-        setup_django()
+    with scratch_database("cp_bench_queue") as url:
+        _scratch_url = url
         print(f"queue benchmark: PostgreSQL, {os.cpu_count()} cores, {args.workers} worker processes")
         rate = throughput(args.entries, args.workers)
         print(f"  claims+completions: {rate:,.0f} runs/s ({args.entries} no-op runs)")
@@ -189,12 +159,6 @@ def main() -> None:
         naive = naive_baseline(args.baseline_entries, args.workers)
         print(f"  baseline, per-row Django ORM worker: {naive:,.0f} runs/s ({args.baseline_entries} runs)")
         print(f"  ratio ours / baseline: {rate / naive:.1f}x")
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with admin_connection() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def _notify() -> None:
             cursor.execute(f"NOTIFY {CHANNEL}")
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def entry_enqueue(
     *, run_id: uuid.UUID, priority: int = 0, max_attempts: int | None = None, parked: bool = False
 ) -> QueueEntry:

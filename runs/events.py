@@ -5,6 +5,7 @@ Callers hold a transaction; ``append_events`` locks the run row, so two writers 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,14 +47,22 @@ class NewEvent:
 
 
 def append_events(
-    *, run_id, events: list[NewEvent], executor_seq: int | None = None
+    *,
+    run_id,
+    events: list[NewEvent],
+    executor_seq: int | None = None,
+    fence: Callable[[], None] | None = None,
 ) -> tuple[Run, list[RunEvent]]:
     """Store ``events`` after the run's last one and apply them to its projections; publish after commit.
 
     ``executor_seq`` records how far the executor's stream has been consumed, in the same transaction, so a
-    resumed stream neither loses nor repeats an event.
+    resumed stream neither loses nor repeats an event. ``fence`` runs right after the run row is locked (the
+    worker checks its lease there): every writer locks the run row first, so locks are always taken in the
+    same order (run, then queue entry, then human-loop requests) and two writers cannot deadlock.
     """
     run = Run.objects.select_for_update().get(pk=run_id)
+    if fence is not None:
+        fence()
     status_before = run.status
     rows = [
         RunEvent(run=run, seq=run.last_seq + offset, type=event.type, data=event.data)

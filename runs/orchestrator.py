@@ -83,7 +83,8 @@ class RunHandler:
                 traceparent=traceparent(run),
             )
             log.info("run_started_on_executor", executor_attempts=reply.attempts)
-        self._deliver_answers(run, client, log)
+        if run.status == RunStatus.WAITING_HUMAN:  # answers exist only for a run that asked
+            self._deliver_answers(run, client, log)
         return self._follow(run, entry, client, log)
 
     def _deliver_answers(self, run: Run, client: ExecutorClient, log) -> None:
@@ -136,7 +137,7 @@ class RunHandler:
             for batch in batches:
                 run = self._store(run, entry, batch)
                 if run.is_terminal:
-                    services.session_release_next(run_id=run.pk)
+                    services.session_release_next(run_id=run.pk, session_id=run.session_id)
                     return Outcome.done()
                 if run.status == RunStatus.WAITING_HUMAN:
                     if not _has_answer(run):
@@ -153,8 +154,9 @@ class RunHandler:
     def _store(run: Run, entry: QueueEntry, batch: list[ExecutorEvent]) -> Run:
         events = [NewEvent(e.type, e.data) for e in batch if e.type in EVENT_TYPES and e.type != "run.queued"]
         with transaction.atomic():
-            lease_fence(entry)
-            stored, _ = append_events(run_id=run.pk, events=events, executor_seq=batch[-1].seq)
+            stored, _ = append_events(
+                run_id=run.pk, events=events, executor_seq=batch[-1].seq, fence=lambda: lease_fence(entry)
+            )
         return stored
 
 

@@ -12,12 +12,14 @@ from django.utils import timezone
 from agents.selectors import executor_for_app
 from controlplane.errors import Conflict, NotFound
 from run_queue import services as queue
+from runs import streaming
 from runs.events import NewEvent, append_events
 from runs.models import (
     ACTIVE_STATUSES,
     HumanLoopRequest,
     HumanLoopStatus,
     Run,
+    RunEvent,
     RunStatus,
     Session,
 )
@@ -89,6 +91,7 @@ def _create_run(*, user, app, input, session_id, multitask, idempotency_key, pri
     if active is not None and multitask == "reject":
         raise RunConflict(detail={"active_run_id": str(active.pk)})
     run = Run.objects.create(
+        last_seq=1,
         session=session,
         app=app,
         executor=executor_for_app(app),
@@ -98,8 +101,9 @@ def _create_run(*, user, app, input, session_id, multitask, idempotency_key, pri
         idempotency_key=idempotency_key,
     )
     queue.entry_enqueue(run_id=run.pk, priority=priority, parked=active is not None)
-    append_events(run_id=run.pk, events=[NewEvent("run.queued", {"session_id": str(session.pk)})])
-    run.refresh_from_db()
+    # The first event needs no lock or projection: nothing else can see the run before this commits.
+    queued = RunEvent.objects.create(run=run, seq=1, type="run.queued", data={"session_id": str(session.pk)})
+    transaction.on_commit(lambda: streaming.publish(run.pk, [queued]))
     return run
 
 
@@ -147,11 +151,10 @@ def run_finish(*, run_id, status: str, code: str = "", message: str = "") -> Non
     session_release_next(run_id=run_id)
 
 
-def session_release_next(*, run_id) -> None:
+def session_release_next(*, run_id, session_id=None) -> None:
     """When a run ends, let the next run queued behind it in the same session start."""
-    session_id = Run.objects.filter(pk=run_id).values_list("session_id", flat=True).first()
     if session_id is None:
-        return
+        session_id = Run.objects.filter(pk=run_id).values_list("session_id", flat=True).first()
     waiting = (
         Run.objects.filter(session_id=session_id, status=RunStatus.QUEUED, executor_seq=0)
         .exclude(pk=run_id)
@@ -171,6 +174,8 @@ def session_release_next(*, run_id) -> None:
 def human_loop_reply(*, user, request_id: uuid.UUID, answer: str) -> HumanLoopRequest:
     """Record a person's answer (once) and wake the run so its worker delivers it to the executor."""
     with transaction.atomic():
+        # The run row first, as every writer of a run does (see runs.events.append_events): no deadlock.
+        list(Run.objects.select_for_update(of=("self",)).filter(human_requests__pk=request_id).values("pk"))
         request = (
             HumanLoopRequest.objects.select_for_update()
             .filter(pk=request_id, run__in=Run.objects.visible_to(user))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, StreamingHttpResponse
+from django_eventstream.utils import get_channelmanager
 from django_eventstream.views import events
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
@@ -31,6 +32,7 @@ def stream_channel(request: HttpRequest, channel: str, *, end_on_finish: bool) -
         query = request.GET.copy()
         query["lastEventId"] = f"{channel}:0"
         request.GET = query  # type: ignore[assignment]
+    get_channelmanager().remember(request.user, channel)  # the view has checked it: no second query
     response = events(request, channels=[channel])
     if isinstance(response, StreamingHttpResponse) and response.is_async:
         response.streaming_content = _in_order(response.streaming_content, end_on_finish=end_on_finish)

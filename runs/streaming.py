@@ -51,22 +51,28 @@ def encode(data) -> str:
 
 
 def publish(run_id, events: Iterable) -> None:
-    """Deliver stored events to live listeners (called after the transaction that stored them commits)."""
-    for event in events:
-        _publish_one(run_channel(run_id), event)
-        if event.type == "todo.update":
-            _publish_one(todos_channel(run_id), event)
+    """Deliver stored events to live listeners (called after the transaction that stored them commits).
 
-
-def _publish_one(channel: str, event) -> None:
+    Through Redis, a whole batch goes in one pipelined round trip."""
     from django_eventstream.eventstream import redis_client
+
+    pipe = redis_client.pipeline(transaction=False) if redis_client is not None else None
+    for event in events:
+        _publish_one(pipe, run_channel(run_id), event)
+        if event.type == "todo.update":
+            _publish_one(pipe, todos_channel(run_id), event)
+    if pipe is not None:
+        pipe.execute()
+
+
+def _publish_one(pipe, channel: str, event) -> None:
     from django_eventstream.utils import publish_event
     from django_eventstream.views import get_listener_manager
 
     data = encode(event.data)
-    if redis_client is not None:
+    if pipe is not None:
         message = {"channel": channel, "event_type": event.type, "data": data, "pub_id": str(event.seq)}
-        redis_client.publish("events_channel", json.dumps(message))
+        pipe.publish("events_channel", json.dumps(message))
     else:
         get_listener_manager().add_to_queues(channel, Event(channel, event.type, data, id=event.seq))
     if getattr(settings, "GRIP_URL", None) or getattr(settings, "GRIP_PROXIES", None):
@@ -84,16 +90,17 @@ class RunEventStorage(StorageBase):
 
         kind, run_id = self._parse(channel)
         try:
-            current = self._current(run_id)
-            if last_id > current:
-                raise EventDoesNotExist("the client is ahead of the run", current)
             rows = RunEvent.objects.filter(run_id=run_id, seq__gt=last_id).order_by("seq")
             if kind == TODOS_PREFIX:
                 rows = rows.filter(type="todo.update")
-            return [
+            events = [
                 Event(channel, row.type, encode(row.data), id=row.seq)
                 for row in rows.only("seq", "type", "data")[:limit]
             ]
+            # Only an empty answer needs the current seq: to tell "caught up" from "ahead of the run".
+            if not events and last_id > (current := self._current(run_id)):
+                raise EventDoesNotExist("the client is ahead of the run", current)
+            return events
         finally:
             _release_connection()
 
@@ -135,6 +142,10 @@ class RunChannelManager(ChannelManagerBase):
 
     def get_channels_for_request(self, request, view_kwargs):
         return set(view_kwargs.get("channels", []))
+
+    def remember(self, user, channel: str) -> None:
+        """Record that ``user`` may read ``channel`` (the view has just checked), saving the query."""
+        self._cache[(user.pk, channel)] = (time.monotonic() + PERMISSION_TTL_S, True)
 
     def can_read_channel(self, user, channel):
         if user is None or not user.is_authenticated:

@@ -11,6 +11,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from agents.selectors import app_for_use
@@ -64,6 +65,9 @@ def _start(request: Request) -> tuple[Run, bool]:
 class RunListCreateView(generics.ListAPIView):
     serializer_class = RunSerializer
 
+    def get_throttles(self):
+        return [UserRateThrottle()] if self.request.method == "POST" else []
+
     def get_queryset(self):
         runs = Run.objects.filter(user_id=self.request.user.pk or 0).select_related("app")
         params = self.request.query_params
@@ -101,6 +105,7 @@ class RunListCreateView(generics.ListAPIView):
 
 class RunStartStreamView(APIView):
     renderer_classes = [EventStreamRenderer, JSONRenderer]
+    throttle_classes = [UserRateThrottle]
 
     @extend_schema(
         request=RunStartSerializer,

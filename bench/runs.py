@@ -1,0 +1,357 @@
+"""End-to-end run benchmark: PostgreSQL, Redis, one web process (uvicorn), worker processes and the
+reference executor, all on this machine.
+
+1. Runs per second end to end (POST /api/runs/start → run.finished read on its SSE stream), p50/p99.
+2. One run streaming N message.delta events: events/s persisted and delivered to an SSE client.
+3. Fan-out: SSE clients held open on one web process while a separate process publishes timestamped events
+   (one run's channel; then runs × clients): delivery latency p50/p99, losses, server memory per stream.
+
+    python bench/runs.py [--runs 400] [--concurrency 16] [--flood 20000] [--streams 1500]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[0] = str(ROOT)  # this folder holds bench/queue.py, which would shadow the standard library's queue
+
+import argparse
+import asyncio
+import json
+import re
+import statistics
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from agents.sse import iter_sse
+from bench.common import (
+    PYTHON,
+    cpu_seconds,
+    free_port,
+    percentile,
+    postgres_cpu_seconds,
+    process_env,
+    rss_kib,
+    scratch_database,
+    spawn,
+    stop,
+    wait_http,
+)
+
+EXECUTOR_TOKEN = "bench-executor-token"
+
+
+class Stack:
+    def __init__(self, url: str, workers: int) -> None:
+        self.url = url
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        executor_port = free_port()
+        self.executor_url = f"http://127.0.0.1:{executor_port}"
+        env = process_env(url, DATABASE_POOL_SIZE="20", DATABASE_CONN_MAX_AGE="0")
+        self.executor = spawn(
+            [PYTHON, "-m", "executor", "--port", str(executor_port), "--token", EXECUTOR_TOKEN], env
+        )
+        self.web = spawn(
+            [
+                PYTHON,
+                "-m",
+                "uvicorn",
+                "controlplane.asgi:application",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--timeout-keep-alive",
+                "60",
+            ],
+            env,
+        )
+        self.workers = [
+            spawn([PYTHON, "manage.py", "runworker", "--concurrency", "16"], process_env(url))
+            for _ in range(workers)
+        ]
+        wait_http(self.executor_url + "/v1/health", {"Authorization": f"Bearer {EXECUTOR_TOKEN}"})
+        wait_http(self.base + "/healthz")
+        self.token = self._seed()
+        self.headers = {"Authorization": f"Token {self.token}"}
+
+    def _seed(self) -> str:
+        from django.contrib.auth import get_user_model
+        from rest_framework.authtoken.models import Token
+
+        from agents.models import App, Executor
+
+        executor = Executor.objects.create(
+            name="bench", base_url=self.executor_url, token=EXECUTOR_TOKEN, read_timeout_s=60
+        )
+        for playbook in ("instant", "flood"):
+            App.objects.create(slug=playbook, name=playbook, playbook=playbook, executor=executor)
+        user = get_user_model().objects.create_user("bench", password="bench-password")
+        return Token.objects.create(user=user).key
+
+    def cpu(self) -> dict[str, float]:
+        return {
+            "web": cpu_seconds(self.web.pid),
+            "workers": sum(cpu_seconds(w.pid) for w in self.workers),
+            "executor": cpu_seconds(self.executor.pid),
+            "postgres": postgres_cpu_seconds(),
+        }
+
+    def close(self) -> None:
+        stop([*self.workers, self.web, self.executor])
+
+
+def stream_run(
+    session: requests.Session, base: str, headers: dict, app: str, run_input: dict
+) -> tuple[float, int]:
+    """POST /api/runs/start and read until run.finished; returns (seconds, events seen)."""
+    started = time.perf_counter()
+    with session.post(
+        f"{base}/api/runs/start",
+        json={"app": app, "input": run_input},
+        headers={**headers, "Accept": "text/event-stream"},
+        stream=True,
+        timeout=120,
+    ) as response:
+        response.raise_for_status()
+        seen = 0
+        for message in iter_sse(response.iter_content(chunk_size=None)):
+            if time.perf_counter() - started > 120:
+                raise SystemExit("no run.finished within 120 s")
+            if message.event in {"stream-open", "keep-alive"}:
+                continue
+            seen += 1
+            if message.event == "run.finished":
+                if json.loads(message.data)["status"] != "succeeded":
+                    raise SystemExit(f"run failed: {message.data}")
+                return time.perf_counter() - started, seen
+    raise SystemExit("stream ended before run.finished")
+
+
+def runs_per_second(stack: Stack, runs: int, concurrency: int) -> None:
+    local = threading.local()
+
+    def one(_: int) -> float:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        return stream_run(local.session, stack.base, stack.headers, "instant", {})[0]
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(concurrency)))  # warm up connections and code paths
+        cpu_before = stack.cpu()
+        began = time.perf_counter()
+        latencies = sorted(pool.map(one, range(runs)))
+        elapsed = time.perf_counter() - began
+        cpu = {name: (after - cpu_before[name]) * 1000 / runs for name, after in stack.cpu().items()}
+    print(
+        f"  end to end (POST /api/runs/start → run.finished on SSE), instant playbook, {concurrency} clients:"
+    )
+    print(
+        f"    {runs / elapsed:,.0f} runs/s; latency p50 {statistics.median(latencies) * 1000:.0f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms ({runs} runs)"
+    )
+    print("    CPU per run: " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in cpu.items()))
+
+
+def one_long_run(stack: Stack, count: int) -> None:
+    from runs.models import Run
+
+    seconds, seen = stream_run(requests.Session(), stack.base, stack.headers, "flood", {"count": count})
+    run = Run.objects.order_by("-created_at").first()
+    persisted = (run.finished_at - run.started_at).total_seconds() if run and run.started_at else float("nan")
+    print(f"  one run streaming {count:,} message.delta events:")
+    print(
+        f"    delivered to an SSE client: {seen:,} events in {seconds:.2f} s = {seen / seconds:,.0f} events/s"
+    )
+    print(
+        f"    persisted (run.started → run.finished stored): {run.last_seq:,} events in {persisted:.2f} s "
+        f"= {run.last_seq / persisted:,.0f} events/s"
+    )
+
+
+# --- fan-out ---------------------------------------------------------------------------------------
+STAMP = re.compile(rb'"t":([0-9.]+)')
+
+
+async def hold_stream(
+    port: int,
+    path: str,
+    token: str,
+    last_id: str,
+    latencies: list,
+    counts: list,
+    ready: asyncio.Event,
+    opened: list,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Token {token}\r\n"
+        f"Accept: text/event-stream\r\nLast-Event-ID: {last_id}\r\n\r\n".encode()
+    )
+    await writer.drain()
+    await reader.readuntil(b"\r\n\r\n")
+    opened.append(1)
+    buffer, seen = b"", 0
+    try:
+        while not ready.is_set() or True:
+            chunk = await reader.read(65536)
+            if not chunk:
+                break
+            buffer += chunk
+            *blocks, buffer = buffer.split(b"\n\n")
+            now = time.time()
+            for block in blocks:
+                match = STAMP.search(block)
+                if match:
+                    latencies.append(now - float(match.group(1)))
+                    seen += 1
+    except asyncio.CancelledError:
+        pass
+    finally:
+        counts.append(seen)
+        writer.close()
+
+
+async def fan_out(stack: Stack, channels: list[str], per_channel: int, rate: float, seconds: float) -> dict:
+    from runs.models import Run
+
+    latencies: list[float] = []
+    counts: list[int] = []
+    opened: list[int] = []
+    ready = asyncio.Event()
+    rss_before = rss_kib(stack.web.pid)
+    tasks = []
+    for run_id in channels:
+        last = Run.objects.get(pk=run_id).last_seq
+        for _ in range(per_channel):
+            tasks.append(
+                asyncio.create_task(
+                    hold_stream(
+                        stack.port,
+                        f"/api/runs/{run_id}/events",
+                        stack.token,
+                        f"run-{run_id}:{last}",
+                        latencies,
+                        counts,
+                        ready,
+                        opened,
+                    )
+                )
+            )
+            await asyncio.sleep(0.002)
+    deadline = time.monotonic() + 120
+    while len(opened) < len(tasks) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(2)
+    rss_open = rss_kib(stack.web.pid)
+    publisher = await asyncio.create_subprocess_exec(
+        PYTHON,
+        "bench/publisher.py",
+        str(rate),
+        str(seconds),
+        *channels,
+        cwd=str(ROOT),
+        env=process_env(stack.url, DJANGO_SETTINGS_MODULE="controlplane.settings"),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await publisher.communicate()
+    sent = int(out.decode().strip() or 0)
+    await asyncio.sleep(2)
+    ready.set()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    latencies.sort()
+    expected = sent * len(tasks)
+    return {
+        "streams": len(opened),
+        "sent_per_channel": sent,
+        "received": len(latencies),
+        "expected": expected,
+        "p50": statistics.median(latencies) if latencies else float("nan"),
+        "p99": percentile(latencies, 0.99) if latencies else float("nan"),
+        "kib_per_stream": (rss_open - rss_before) / max(len(opened), 1),
+    }
+
+
+def new_running_runs(count: int) -> list[str]:
+    """Runs the publisher process feeds (no queue entry: no worker takes them)."""
+    from django.contrib.auth import get_user_model
+
+    from agents.models import App
+    from runs.models import Run, RunStatus, Session
+
+    user = get_user_model().objects.get(username="bench")
+    app = App.objects.get(slug="instant")
+    session = Session.objects.create(user=user, app=app)
+    runs = Run.objects.bulk_create(
+        [
+            Run(
+                session=session,
+                app=app,
+                executor=app.executor,
+                user=user,
+                status=RunStatus.RUNNING,
+                trace_id=uuid.uuid4().hex,
+            )
+            for _ in range(count)
+        ]
+    )
+    return [str(r.pk) for r in runs]
+
+
+def report_fan_out(title: str, result: dict) -> None:
+    lost = result["expected"] - result["received"]
+    print(
+        f"  fan-out, {title}: {result['streams']:,} streams open, "
+        f"{result['sent_per_channel']} events per channel"
+    )
+    print(
+        f"    delivery latency p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms; "
+        f"delivered {result['received']:,} of {result['expected']:,} (lost {lost:,}); "
+        f"web memory {result['kib_per_stream']:.0f} KiB per stream"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--flood", type=int, default=20_000)
+    parser.add_argument("--streams", type=int, default=1500)
+    parser.add_argument("--seconds", type=float, default=15)
+    args = parser.parse_args()
+    with scratch_database("cp_bench_runs") as url:
+        stack = Stack(url, args.workers)
+        try:
+            print(
+                f"runs benchmark: PostgreSQL + Redis, 1 web process, {args.workers} workers, "
+                "reference executor"
+            )
+            runs_per_second(stack, args.runs, args.concurrency)
+            one_long_run(stack, args.flood)
+            one = new_running_runs(1)
+            report_fan_out(
+                "one run's channel, 10 events/s",
+                asyncio.run(fan_out(stack, one, args.streams, 10, args.seconds)),
+            )
+            many = new_running_runs(200)
+            report_fan_out(
+                "200 runs × 5 clients, 1 event/s per run",
+                asyncio.run(fan_out(stack, many, 5, 1, args.seconds)),
+            )
+        finally:
+            stack.close()
+
+
+if __name__ == "__main__":
+    main()
