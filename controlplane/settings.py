@@ -195,6 +195,9 @@ _grip_url = env.url("GRIP_URL", "", {"http", "https"})
 if _grip_url:  # Pushpin's control URL: events are then also published through GRIP (django-grip)
     GRIP_URL = _grip_url
 
+# Generation-0 threshold of the garbage collector in web processes (0 keeps Python's default of 700).
+WEB_GC_THRESHOLD = env.integer("WEB_GC_THRESHOLD", 50_000, minimum=0)
+
 # --- logging --------------------------------------------------------------------------------------
 LOG_FORMAT = env.choice("LOG_FORMAT", "console", {"console", "json"})
 LOG_LEVEL = env.choice("LOG_LEVEL", "info", {"debug", "info", "warning", "error"}).upper()

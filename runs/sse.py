@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from itertools import pairwise
+
 from django.http import HttpRequest, StreamingHttpResponse
 from django_eventstream.utils import get_channelmanager
 from django_eventstream.views import events
@@ -60,22 +63,24 @@ async def _in_order(chunks, *, end_on_finish: bool):
         await chunks.aclose()
 
 
+_ID = re.compile(r"^id: [^\n]*:(\d+)$", re.MULTILINE)
+
+
 def _filter_blocks(text: str, last_seq: int) -> tuple[str, int, bool]:
-    kept, finished = [], False
+    """Drop events at or below ``last_seq``; the common case (all newer) returns ``text`` untouched."""
+    seqs = [int(seq) for seq in _ID.findall(text)]
+    finished = TERMINAL_MARKER in text
+    if not seqs:
+        return text, last_seq, finished
+    if seqs[0] > last_seq and all(a < b for a, b in pairwise(seqs)):
+        return text, seqs[-1], finished
+    kept = []
     for block in text.split("\n\n"):
-        seq = _seq_of(block)
-        if seq is not None:
+        match = _ID.search(block)
+        if match:
+            seq = int(match.group(1))
             if seq <= last_seq:
                 continue
             last_seq = seq
         kept.append(block)
-        finished = finished or block.startswith(TERMINAL_MARKER) or f"\n{TERMINAL_MARKER}" in block
     return "\n\n".join(kept), last_seq, finished
-
-
-def _seq_of(block: str) -> int | None:
-    for line in block.split("\n"):
-        if line.startswith("id: "):
-            _, _, seq = line.rpartition(":")
-            return int(seq) if seq.isdigit() else None
-    return None
