@@ -3,6 +3,7 @@
 Malformed values stop start-up with ``ImproperlyConfigured`` naming the variable (``controlplane.env``).
 """
 
+import logging
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -205,5 +206,7 @@ LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
 DJANGO_STRUCTLOG_CELERY_ENABLED = False
 # Safe: RequestIdMiddleware has already replaced a malformed incoming X-Request-ID with a fresh one.
 DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
+# A client closing an event stream is how streams normally end, not a warning.
+DJANGO_STRUCTLOG_REQUEST_CANCELLED_LOG_LEVEL = logging.INFO
 
 ENVIRONMENT_VARIABLES = frozenset(env.READ)
