@@ -161,6 +161,11 @@ class Parts:
     executor: EmbeddedExecutor | None
     threads: dict[str, threading.Thread] = field(default_factory=dict)
 
+    @property
+    def port(self) -> int:
+        """The control plane's port (the one asked for, or the one the system chose for --port 0)."""
+        return self.web_socket.getsockname()[1]
+
 
 class Standalone:
     def __init__(self, options: StandaloneOptions, *, out: Output = sys.stdout) -> None:
@@ -258,7 +263,7 @@ class Standalone:
             thread.start()
         self._wait_for_servers(parts)
         self.print_banner(parts)
-        logger.info("standalone_started", host=self.options.host, port=self.options.port)
+        logger.info("standalone_started", host=self.options.host, port=parts.port)
 
     def _wait_for_servers(self, parts: Parts) -> None:
         servers = [parts.web] + ([parts.executor.server] if parts.executor else [])
@@ -308,7 +313,7 @@ class Standalone:
 
     # --- output -----------------------------------------------------------------------------------------
     def print_banner(self, parts: Parts) -> None:
-        base = f"http://{url_host(self.options.host)}:{self.options.port}"
+        base = f"http://{url_host(self.options.host)}:{parts.port}"
         database = settings.DATABASES["default"]
         executor = (
             f"the reference executor, inside this process ({parts.executor.base_url})"

@@ -216,6 +216,22 @@ def test_the_command_refuses_to_run_without_standalone_settings(settings):
         call_command("standalone")
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--port", "70000"], "--port must be a port number"),
+        (["--executor-port", "-1"], "--executor-port must be a port number"),
+        (["--concurrency", "0"], "--concurrency must be at least 1"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_starts(settings, argv, message):
+    settings.STANDALONE = True
+    if hasattr(settings, "EVENTSTREAM_REDIS"):
+        del settings.EVENTSTREAM_REDIS
+    with pytest.raises(CommandError, match=message):
+        call_command("standalone", *argv)
+
+
 def test_a_port_in_use_is_a_clear_error():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

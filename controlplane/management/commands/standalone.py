@@ -17,7 +17,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1", help="where to listen (default 127.0.0.1)")
-        parser.add_argument("--port", type=int, default=8000, help="port of the control plane (default 8000)")
+        parser.add_argument(
+            "--port", type=int, default=8000, help="port of the control plane (default 8000; 0: any)"
+        )
         parser.add_argument(
             "--executor-port", type=int, default=0, help="port of the reference executor on 127.0.0.1 (any)"
         )
@@ -39,6 +41,9 @@ class Command(BaseCommand):
             )
         if opts["concurrency"] is not None and opts["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1")
+        for name in ("port", "executor_port"):
+            if not 0 <= opts[name] <= 65535:
+                raise CommandError(f"--{name.replace('_', '-')} must be a port number from 0 to 65535")
         standalone = Standalone(self._options(opts), out=self.stdout)
         standalone.install_signal_handlers()
         try:
