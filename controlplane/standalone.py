@@ -320,26 +320,31 @@ class Standalone:
             if parts.executor
             else f"EXECUTOR_URL ({settings.EXECUTOR_URL})"
         )
-        sign_ins = " | ".join(
-            f"{u.username} / {u.password}" + (" (superuser)" if u.superuser else f" ({u.department})")
-            for u in USERS
-        )
-        if not self.options.seed:
-            sign_ins = "your own accounts (no demo data: --no-seed)"
         lines = [
             "",
             f"Agent control plane (standalone) on {base}/",
             "",
             f"  Admin      {base}/admin/",
             f"  API docs   {base}/api/docs/   (sign in to the admin first)",
-            f"  Sign in    {sign_ins}",
-            f"  Apps       {', '.join(app.slug for app in APPS)}",
+            *self._demo_lines(),
             f"  Database   {database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}",
             f"  Executor   {executor}",
-            f"  Seeded     {', '.join(self.seeded) if self.seeded else 'nothing new'}",
             "",
             "Press Ctrl+C to stop.",
             "",
         ]
         self.out.write("\n".join(lines))
         self.out.flush()
+
+    def _demo_lines(self) -> list[str]:
+        if not self.options.seed:
+            return ["  Sign in    with your own accounts (no demo data: --no-seed)"]
+        sign_ins = " | ".join(
+            f"{u.username} / {u.password}" + (" (superuser)" if u.superuser else f" ({u.department})")
+            for u in USERS
+        )
+        return [
+            f"  Sign in    {sign_ins}",
+            f"  Apps       {', '.join(app.slug for app in APPS)}",
+            f"  Seeded     {', '.join(self.seeded) if self.seeded else 'nothing new'}",
+        ]
