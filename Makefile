@@ -17,10 +17,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 venv: $(STAMP)
 
+# One process: migrations, demo data, the control plane, the reference executor and a worker (standalone
+# migrates and seeds by itself). SQLite in var/ unless DATABASE_URL says otherwise; Ctrl+C stops it.
 demo: $(STAMP)
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --noinput
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py ensure_admin
-	DEBUG=$${DEBUG:-true} $(BIN)/uvicorn controlplane.asgi:application --host 127.0.0.1 --port $${PORT:-8000}
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py standalone --port $${PORT:-8000}
 
 test: $(STAMP)
 	PYTHON=$(BIN)/python scripts/with-services.sh $(BIN)/pytest $(PYTEST_ARGS)

@@ -20,11 +20,15 @@ def executor_sync_default() -> Executor:
     an admin who disables the default executor in an emergency is not overruled by the next call. Two
     processes racing here write the same values, so no lock is needed.
     """
-    wanted = _settings_fields()
-    executor, created = Executor.objects.get_or_create(name=DEFAULT_EXECUTOR_NAME, defaults=wanted)
-    changed = [name for name, value in wanted.items() if getattr(executor, name) != value]
+    return executor_sync(name=DEFAULT_EXECUTOR_NAME, wanted=_settings_fields())
+
+
+def executor_sync(*, name: str, wanted: dict[str, object]) -> Executor:
+    """The executor ``name``, created with ``wanted`` or updated to it (only the fields that differ)."""
+    executor, created = Executor.objects.get_or_create(name=name, defaults=wanted)
+    changed = [field for field, value in wanted.items() if getattr(executor, field) != value]
     if not created and changed:
-        for name in changed:
-            setattr(executor, name, wanted[name])
+        for field in changed:
+            setattr(executor, field, wanted[field])
         executor.save(update_fields=[*changed, "updated_at"])
     return executor

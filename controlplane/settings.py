@@ -15,6 +15,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env.string("VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env.boolean("DEBUG", False)
+# Set by `manage.py standalone` before settings load: one process serves everything, so live events go to
+# in-process listeners and the cache stays in memory; REDIS_URL from the environment is ignored.
+STANDALONE = env.boolean("STANDALONE", False)
 SECRET_KEY = env.string("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
@@ -46,6 +49,7 @@ INSTALLED_APPS = [
     "runs",
     "files",
     "observability",
+    "controlplane",  # system checks and the standalone / seed_demo commands
 ]
 
 MIDDLEWARE = [
@@ -81,6 +85,8 @@ TEMPLATES = [
 
 # --- database -------------------------------------------------------------------------------------
 DATABASES = {"default": env.database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'controlplane.sqlite3'}")}
+# Read for every engine so the system checks can refuse a pool on SQLite instead of ignoring it.
+DATABASE_POOL_SIZE = env.integer("DATABASE_POOL_SIZE", 0, minimum=0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # IMMEDIATE takes the write lock when a transaction starts, so two writers queue on busy_timeout
@@ -96,17 +102,18 @@ else:
     # costs ~3.4x in throughput (FACTS.md). Health checks drop connections broken by a server restart.
     DATABASES["default"]["CONN_MAX_AGE"] = env.integer("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    pool_size = env.integer("DATABASE_POOL_SIZE", 0, minimum=0)
-    if pool_size:
+    if DATABASE_POOL_SIZE:
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django requires it with a pool
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1,
-            "max_size": pool_size,
+            "max_size": DATABASE_POOL_SIZE,
             "timeout": env.number("DATABASE_POOL_TIMEOUT_S", 10.0, minimum=0.1),
         }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.url("REDIS_URL", "", {"redis", "rediss", "unix"})
+if STANDALONE:
+    REDIS_URL = ""
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if REDIS_URL:
@@ -188,13 +195,17 @@ EVENTSTREAM_STORAGE_CLASS = "runs.streaming.RunEventStorage"
 EVENTSTREAM_CHANNELMANAGER_CLASS = "runs.streaming.RunChannelManager"
 # Redis pub/sub carries events from worker processes to every web process. django-eventstream tests for the
 # setting's presence, so it is defined only when live delivery through Redis is wanted.
-if env.boolean("EVENTSTREAM_USE_REDIS", bool(REDIS_URL)):
+if env.boolean("EVENTSTREAM_USE_REDIS", bool(REDIS_URL)) and not STANDALONE:
     if not REDIS_URL:
         raise ImproperlyConfigured("EVENTSTREAM_USE_REDIS: needs REDIS_URL")
     EVENTSTREAM_REDIS = env.redis_kwargs("REDIS_URL", REDIS_URL)
 _grip_url = env.url("GRIP_URL", "", {"http", "https"})
-if _grip_url:  # Pushpin's control URL: events are then also published through GRIP (django-grip)
+if _grip_url:
+    # Pushpin's control URL (e.g. http://pushpin:5561): workers publish every event through GRIP as well,
+    # and the middleware lets a stream request that came through Pushpin be answered with a GRIP hold
+    # (Pushpin keeps the connection; no web thread does). django-eventstream needs both.
     GRIP_URL = _grip_url
+    MIDDLEWARE.insert(0, "django_grip.GripMiddleware")
 
 # Generation-0 threshold of the garbage collector in web processes (0 keeps Python's default of 700).
 WEB_GC_THRESHOLD = env.integer("WEB_GC_THRESHOLD", 50_000, minimum=0)

@@ -68,3 +68,39 @@ def test_env_file_sets_only_variables_some_service_reads():
     passed -= {"POSTGRES_PASSWORD"}  # interpolated into DATABASE_URL by compose, not passed to us
     unknown = passed - settings.ENVIRONMENT_VARIABLES - EXECUTOR_VARIABLES
     assert not unknown, f".env.example sets variables nothing reads: {sorted(unknown)}"
+
+
+PUSHPIN = COMPOSE["services"]["pushpin"]
+
+
+def _mounts(service: dict) -> dict[str, Path]:
+    """Bind mounts of a service: container path -> file in this repository."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith("."):
+            mounts[target] = ROOT / source
+    return mounts
+
+
+def test_pushpin_is_an_optional_profile_in_front_of_web():
+    assert PUSHPIN["profiles"] == ["pushpin"]
+    assert PUSHPIN["image"].split(":")[0] == "fanout/pushpin"
+    assert "web" in PUSHPIN["depends_on"]
+    assert "5561" in [str(port) for port in PUSHPIN["expose"]]  # GRIP control, where GRIP_URL points
+
+
+def test_pushpin_config_is_mounted_from_the_repository_and_routes_to_web():
+    mounts = _mounts(PUSHPIN)
+    assert set(mounts) == {"/etc/pushpin/routes"}
+    for path in mounts.values():
+        assert path.is_file(), f"{path} is mounted into pushpin but missing from the repository"
+    routes = [line.split() for line in mounts["/etc/pushpin/routes"].read_text().splitlines() if line.strip()]
+    assert routes == [["*", "web:8000"]]
+
+
+@pytest.mark.parametrize("service", ["web", "worker"])
+def test_event_publishers_get_grip_url_and_env_example_points_it_at_pushpin(service):
+    assert OURS[service]["environment"]["GRIP_URL"] == "${GRIP_URL:-}"  # off unless .env turns it on
+    assert "# GRIP_URL=http://pushpin:5561" in (ROOT / ".env.example").read_text().splitlines()
+    assert "GRIP_URL" in settings.ENVIRONMENT_VARIABLES

@@ -1,8 +1,7 @@
-from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-DEMO_PASSWORD = "admin"
+from rbac.services import DEMO_ADMIN_PASSWORD as DEMO_PASSWORD
+from rbac.services import DemoPasswordRefused, demo_passwords_allowed, user_ensure
 
 
 class Command(BaseCommand):
@@ -12,13 +11,20 @@ class Command(BaseCommand):
         parser.add_argument("--username", default="admin")
         parser.add_argument("--password", default=DEMO_PASSWORD)
         parser.add_argument("--email", default="admin@example.com")
+        parser.add_argument(
+            "--allow-demo-password",
+            action="store_true",
+            help=f"accept the demo password {DEMO_PASSWORD!r} even with DEBUG off",
+        )
 
-    def handle(self, *args, username: str, password: str, email: str, **options):
-        if password == DEMO_PASSWORD and not settings.DEBUG:
-            raise CommandError("refusing the demo password with DEBUG off: pass --password")
-        user_model = get_user_model()
-        if user_model.objects.filter(username=username).exists():
+    def handle(self, *args, username: str, password: str, email: str, allow_demo_password: bool, **options):
+        try:
+            if password == DEMO_PASSWORD:
+                demo_passwords_allowed(allow=allow_demo_password)
+        except DemoPasswordRefused as exc:
+            raise CommandError(f"{exc} (--allow-demo-password)") from None
+        _, created = user_ensure(username=username, password=password, email=email, superuser=True)
+        if not created:
             self.stdout.write(f"Admin user {username!r} exists; its password is unchanged.")
             return
-        user_model.objects.create_superuser(username=username, email=email, password=password)
         self.stdout.write(self.style.SUCCESS(f"Created admin user: {username} / {password}"))

@@ -1,0 +1,110 @@
+"""System checks for process layouts that cannot work, or that work worse than people expect.
+
+Django runs them before every management command (``migrate``, ``runworker``, ``standalone``, ...), so a
+compose deployment meets them in its one-shot ``migrate`` and in every worker. Errors stop the command;
+warnings are printed. uvicorn and gunicorn do not run system checks.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning, register
+
+# Commands that write run events from a process of their own, apart from the web processes' listeners.
+PUBLISHING_COMMANDS = frozenset({"runworker", "reconcile"})
+GRIP_MIDDLEWARE = "django_grip.GripMiddleware"
+
+
+def running_command() -> str:
+    """The management command this process runs (``manage.py runworker`` → "runworker"), else ""."""
+    return sys.argv[1] if len(sys.argv) > 1 else ""
+
+
+def grip_configured() -> bool:
+    return bool(getattr(settings, "GRIP_URL", None) or getattr(settings, "GRIP_PROXIES", None))
+
+
+def default_database() -> dict:
+    return settings.DATABASES["default"]
+
+
+def _is_sqlite() -> bool:
+    return default_database()["ENGINE"] == "django.db.backends.sqlite3"
+
+
+def _in_memory_sqlite() -> bool:
+    name = str(default_database().get("NAME") or "")
+    return _is_sqlite() and (name == ":memory:" or "mode=memory" in name)
+
+
+@register()
+def check_live_delivery(app_configs=None, **kwargs) -> list[CheckMessage]:
+    command = running_command()
+    if command not in PUBLISHING_COMMANDS or hasattr(settings, "EVENTSTREAM_REDIS") or grip_configured():
+        return []
+    return [
+        Warning(
+            f"`{command}` runs as a process of its own, but neither Redis (EVENTSTREAM_REDIS) nor GRIP "
+            "(GRIP_URL) carries its events to the web processes.",
+            hint="Browsers watching a run then see its events only when they reconnect. Set REDIS_URL, or "
+            "GRIP_URL with Pushpin in front of the web processes, or run everything in one process with "
+            "`manage.py standalone`.",
+            id="controlplane.W001",
+        )
+    ]
+
+
+@register()
+def check_grip_middleware(app_configs=None, **kwargs) -> list[CheckMessage]:
+    if not grip_configured() or GRIP_MIDDLEWARE in settings.MIDDLEWARE:
+        return []
+    return [
+        Error(
+            f"GRIP is configured (GRIP_URL or GRIP_PROXIES) but {GRIP_MIDDLEWARE} is not in MIDDLEWARE.",
+            hint="Without it a stream request that came through Pushpin is not recognised: the web process "
+            "streams it itself and the events published through GRIP reach nobody. settings.py adds the "
+            "middleware whenever GRIP_URL is set.",
+            id="controlplane.E001",
+        )
+    ]
+
+
+@register()
+def check_pool_needs_postgresql(app_configs=None, **kwargs) -> list[CheckMessage]:
+    if not getattr(settings, "DATABASE_POOL_SIZE", 0) or not _is_sqlite():
+        return []
+    return [
+        Error(
+            "DATABASE_POOL_SIZE is set, but the database is SQLite.",
+            hint="The connection pool is psycopg's, for PostgreSQL only. Unset DATABASE_POOL_SIZE, or set "
+            "DATABASE_URL to a postgres:// URL.",
+            id="controlplane.E002",
+        )
+    ]
+
+
+@register()
+def check_shared_database(app_configs=None, **kwargs) -> list[CheckMessage]:
+    command = running_command()
+    if command in PUBLISHING_COMMANDS and _in_memory_sqlite():
+        return [
+            Error(
+                f"`{command}` runs as a process of its own on an in-memory SQLite database.",
+                hint="An in-memory database belongs to one process: this one would never see the runs the "
+                "web process queues. Use a database file or PostgreSQL.",
+                id="controlplane.E003",
+            )
+        ]
+    if command == "standalone" and _is_sqlite() and default_database().get("NAME") == ":memory:":
+        return [
+            Error(
+                "`standalone` on a plain :memory: SQLite database.",
+                hint="Every connection to :memory: is a database of its own, and every request thread and "
+                "worker thread opens its own connection. Use a file (the default), in a temporary directory "
+                "for a throwaway demo.",
+                id="controlplane.E004",
+            )
+        ]
+    return []

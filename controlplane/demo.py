@@ -1,0 +1,143 @@
+"""Demo data: a superuser, two people in two departments, and one app per scripted playbook.
+
+``seed_demo`` creates what is missing and changes nothing that exists (a password someone changed stays
+changed), so ``manage.py standalone`` can call it on every start. Its apps name no executor: they run on
+the default one — the reference executor inside ``manage.py standalone``, or ``EXECUTOR_URL`` elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from agents.models import AgentKind, App
+from rbac.models import Department
+from rbac.services import DEMO_ADMIN_PASSWORD, demo_passwords_allowed, user_ensure
+
+DEMO_USER_PASSWORD = "demo"
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    password: str
+    superuser: bool = False
+    department: str = ""
+
+    @property
+    def email(self) -> str:
+        return f"{self.username}@example.com"
+
+
+@dataclass(frozen=True)
+class DemoApp:
+    slug: str
+    name: str
+    description: str
+
+    @property
+    def system_prompt(self) -> str:
+        return f"You are the {self.name} demo agent (scripted playbook {self.slug!r})."
+
+
+USERS = (
+    DemoUser("admin", DEMO_ADMIN_PASSWORD, superuser=True),
+    DemoUser("alice", DEMO_USER_PASSWORD, department="research"),
+    DemoUser("bob", DEMO_USER_PASSWORD, department="support"),
+)
+
+# (slug, name, parent slug): a small tree, so department inheritance has something to show.
+DEPARTMENTS = (
+    ("acme", "Acme", ""),
+    ("research", "Research", "acme"),
+    ("support", "Support", "acme"),
+)
+
+APPS = (
+    DemoApp(
+        "demo",
+        "Guided demo agent",
+        "Start here. Plans a todo list, streams its reasoning, calls a tool, then asks you to approve "
+        'before it writes the answer. Input: {"message": "what to work on"}.',
+    ),
+    DemoApp(
+        "instant",
+        "Instant reply",
+        "Answers with one short message straight away: the quickest way to watch a run start and finish.",
+    ),
+    DemoApp(
+        "flood",
+        "Event flood",
+        "Streams a burst of message fragments to show how fast events reach the browser. "
+        'Input: {"count": 1000} (1 to 1,000,000).',
+    ),
+    DemoApp(
+        "fail",
+        "Always fails",
+        "Plans one step, says so, and fails on purpose: this is what a failed run and its error look like.",
+    ),
+    DemoApp(
+        "long",
+        "Long runner",
+        "Ticks ten times a second until cancelled, or for a while with "
+        '{"seconds": 30}. Try cancelling it, or closing the page and coming back.',
+    ),
+)
+
+
+@dataclass
+class SeedReport:
+    created: list[str] = field(default_factory=list)
+
+
+@transaction.atomic
+def seed_demo(*, allow_demo_passwords: bool = False) -> SeedReport:
+    """Create the demo users, departments and apps that do not exist yet.
+
+    Raises ``rbac.services.DemoPasswordRefused`` with DEBUG off unless ``allow_demo_passwords``: the demo
+    passwords are printed in the README.
+    """
+    demo_passwords_allowed(allow=allow_demo_passwords)
+    report = SeedReport()
+    users = {user.username: _ensure_user(user, report) for user in USERS}
+    for slug, name, parent in DEPARTMENTS:
+        _ensure_department(slug, name, parent, users, report)
+    for app in APPS:
+        _ensure_app(app, report)
+    return report
+
+
+def _ensure_user(demo: DemoUser, report: SeedReport):
+    user, created = user_ensure(
+        username=demo.username, password=demo.password, email=demo.email, superuser=demo.superuser
+    )
+    if created:
+        report.created.append(f"user {demo.username}")
+    return user
+
+
+def _ensure_department(slug: str, name: str, parent: str, users: dict, report: SeedReport) -> None:
+    department, created = Department.objects.get_or_create(
+        slug=slug, defaults={"name": name, "parent": Department.objects.filter(slug=parent).first()}
+    )
+    if not created:
+        return  # an existing department, members included, is someone's: leave it
+    members = [users[u.username] for u in USERS if u.department == slug]
+    department.members.add(*members)
+    report.created.append(f"department {slug}")
+
+
+def _ensure_app(demo: DemoApp, report: SeedReport) -> None:
+    _, created = App.objects.get_or_create(
+        slug=demo.slug,
+        defaults={
+            "name": demo.name,
+            "description": demo.description,
+            "agent_kind": AgentKind.SCRIPTED,
+            "playbook": demo.slug,
+            "system_prompt": demo.system_prompt,
+        },
+    )
+    if created:
+        report.created.append(f"app {demo.slug}")
