@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from runs import streaming
 from runs.models import (
@@ -68,7 +69,7 @@ def append_events(
         RunEvent(run=run, seq=run.last_seq + offset, type=event.type, data=event.data)
         for offset, event in enumerate(events, start=1)
     ]
-    RunEvent.objects.bulk_create(rows)
+    _insert(rows)
     fields = {"last_seq": run.last_seq + len(rows)}
     if executor_seq is not None:
         fields["executor_seq"] = executor_seq
@@ -81,6 +82,26 @@ def append_events(
         setattr(run, name, value)
     transaction.on_commit(lambda: streaming.publish(run.pk, rows))
     return run, rows
+
+
+COPY_FROM = 16  # batches at least this long go through COPY
+
+
+def _insert(rows: list[RunEvent]) -> None:
+    """Insert the events; a long batch through COPY, which costs a fraction of an INSERT's client-side
+    parameter rendering (a profile of a 40,000-event run put a quarter of the worker's time there)."""
+    if connection.vendor != "postgresql" or len(rows) < COPY_FROM:
+        RunEvent.objects.bulk_create(rows)
+        return
+    now = timezone.now()
+    columns = "run_id, seq, type, data, created_at"
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {RunEvent._meta.db_table} ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            row.created_at = now
+            copy.write_row((row.run_id, row.seq, row.type, Jsonb(row.data), now))
 
 
 def _project(run: Run, event: RunEvent) -> dict[str, Any]:
