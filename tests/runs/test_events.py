@@ -17,11 +17,14 @@ def run(api_as, member, db):
 
 @pytest.mark.parametrize("count", [3, COPY_FROM, 250])
 def test_a_batch_is_stored_after_the_last_event_with_its_data_intact(run, count):
-    data = [{"message_id": "m1", "text": f"δ {i} \"quoted\" \\ tab\t", "nested": {"n": i, "l": [1, None]}}
-            for i in range(count)]
+    data = [
+        {"message_id": "m1", "text": f'δ {i} "quoted" \\ tab\t', "nested": {"n": i, "l": [1, None]}}
+        for i in range(count)
+    ]
     with transaction.atomic():
-        stored, rows = append_events(run_id=run.pk, events=[NewEvent("message.delta", d) for d in data],
-                                     executor_seq=count)
+        stored, rows = append_events(
+            run_id=run.pk, events=[NewEvent("message.delta", d) for d in data], executor_seq=count
+        )
     assert [r.seq for r in rows] == list(range(2, count + 2))
     assert stored.last_seq == count + 1
     assert stored.executor_seq == count
@@ -33,8 +36,10 @@ def test_a_batch_is_stored_after_the_last_event_with_its_data_intact(run, count)
 def test_projections_apply_inside_a_long_batch(run):
     events = [NewEvent("run.started", {})]
     events += [NewEvent("message.delta", {"message_id": "m", "text": "x"}) for _ in range(COPY_FROM)]
-    events += [NewEvent("todo.update", {"todos": [{"id": "t1", "title": "Plan", "status": "done"}]}),
-               NewEvent("run.finished", {"status": "succeeded"})]
+    events += [
+        NewEvent("todo.update", {"todos": [{"id": "t1", "title": "Plan", "status": "done"}]}),
+        NewEvent("run.finished", {"status": "succeeded"}),
+    ]
     with transaction.atomic():
         stored, _ = append_events(run_id=run.pk, events=events)
     assert stored.status == RunStatus.SUCCEEDED
