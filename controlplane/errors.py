@@ -33,12 +33,6 @@ class Conflict(DomainError):
     message = "The request conflicts with the current state."
 
 
-class Forbidden(DomainError):
-    status = 403
-    code = "permission_denied"
-    message = "You do not have permission to perform this action."
-
-
 class ServiceUnavailable(DomainError):
     status = 503
     code = "unavailable"

@@ -95,10 +95,6 @@ class Run(models.Model):
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
-    @property
-    def channel(self) -> str:
-        return f"run-{self.id}"
-
 
 class RunEvent(models.Model):
     """The single source of truth for a run's stream, its SSE ids and replay: seq is contiguous from 1."""
@@ -116,9 +112,6 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}#{self.seq} {self.type}"
-
-    def as_dict(self) -> dict:
-        return {"seq": self.seq, "type": self.type, "data": self.data, "created_at": self.created_at}
 
 
 class TodoStatus(models.TextChoices):

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from runs.models import HumanLoopRequest, Run, RunEvent, Session, Todo
+from runs.models import HumanLoopRequest, Run, RunEvent, Todo
 
 
 class RunStartSerializer(serializers.Serializer):
@@ -96,9 +96,3 @@ class HumanLoopRequestSerializer(serializers.ModelSerializer):
 class HumanLoopReplySerializer(serializers.Serializer):
     request_id = serializers.UUIDField()
     answer = serializers.CharField(max_length=20_000, trim_whitespace=False)
-
-
-class SessionSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Session
-        fields = ["id", "title", "created_at"]

@@ -146,7 +146,8 @@ def run_finish(*, run_id, status: str, code: str = "", message: str = "") -> Non
     if code:
         data["error"] = {"code": code, "message": message}
     with transaction.atomic():
-        if Run.objects.filter(pk=run_id, status__in=ACTIVE_STATUSES).exists():
+        # Under the run's row lock: a worker storing the executor's own run.finished cannot slip in between.
+        if Run.objects.select_for_update().filter(pk=run_id, status__in=ACTIVE_STATUSES).values("pk"):
             append_events(run_id=run_id, events=[NewEvent("run.finished", data)])
     session_release_next(run_id=run_id)
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -131,7 +130,7 @@ class RunCancelView(APIView):
     @extend_schema(request=None, responses=RunSerializer, summary="Cancel a run")
     def post(self, request: Request, run_id) -> Response:
         run = services.run_cancel(run=visible_run(request, run_id))
-        transaction.on_commit(lambda: orchestrator.notify_cancel(run))
+        orchestrator.notify_cancel(run)
         return Response(RunSerializer(run).data)
 
 
