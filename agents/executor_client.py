@@ -14,6 +14,7 @@ anything twice. Each retry is logged (``executor_retry``) and ``attempts`` is on
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Generator, Iterator
@@ -249,6 +250,11 @@ class ExecutorClient:
         self.session.mount("https://", adapter)
         self.session.auth = BearerAuth(config.token)
         self.session.headers["Accept"] = "application/json"
+        # What requests reads from the environment (proxies, a CA bundle) is read once here, not on every
+        # call: per request it cost ~10% of a worker's CPU on short runs.
+        self.session.proxies = requests.utils.get_environ_proxies(config.base_url)
+        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self.session.trust_env = False
 
     def close(self) -> None:
         self.session.close()

@@ -54,7 +54,7 @@ class Stack:
         self.base = f"http://127.0.0.1:{self.port}"
         executor_port = free_port()
         self.executor_url = f"http://127.0.0.1:{executor_port}"
-        env = process_env(url, DATABASE_POOL_SIZE="20", DATABASE_CONN_MAX_AGE="0")
+        env = process_env(url)
         self.executor = spawn(
             [PYTHON, "-m", "executor", "--port", str(executor_port), "--token", EXECUTOR_TOKEN], env
         )

@@ -1,12 +1,15 @@
 import gc
 import os
 
+import django
 from django.conf import settings
-from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+django.setup(set_prefix=False)
 
-application = get_asgi_application()
+from controlplane.asgi_handler import ASGIHandler  # noqa: E402  (needs settings configured)
+
+application = ASGIHandler(threads=settings.WEB_THREADS)
 
 # Thousands of open SSE streams keep many objects alive: with the default threshold (700) full collections
 # run often and pause the event loop for hundreds of ms. FACTS.md measured ~750 streams per process at the

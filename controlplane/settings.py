@@ -118,7 +118,7 @@ if STANDALONE:
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if REDIS_URL:
     CACHES["default"] = {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "controlplane.cache.SharedRedisCache",
         "LOCATION": REDIS_URL,
     }
 
@@ -206,6 +206,10 @@ if _grip_url:
     # (Pushpin keeps the connection; no web thread does). django-eventstream needs both.
     GRIP_URL = _grip_url
     MIDDLEWARE.insert(0, "django_grip.GripMiddleware")
+
+# Threads that run Django's sync code (middleware, views, storage reads of open streams) in a web process;
+# each keeps its own database connection, so this bounds the process's connections (controlplane/asgi_handler.py).
+WEB_THREADS = env.integer("WEB_THREADS", 32, minimum=1)
 
 # Generation-0 threshold of the garbage collector in web processes (0 keeps Python's default of 700).
 WEB_GC_THRESHOLD = env.integer("WEB_GC_THRESHOLD", 50_000, minimum=0)

@@ -61,6 +61,17 @@ class HandlerPool:
             thread.join(max(deadline - time.monotonic(), 0))
 
 
+def _drop_broken_connection() -> None:
+    """Before each run: close this thread's connection if the last run left it broken or past its age.
+
+    Unlike ``close_old_connections`` this skips the health check's ``SELECT 1`` (``CONN_HEALTH_CHECKS``)
+    on a connection that saw no error: a round trip per run, ~5% of a worker's CPU on short runs. A
+    connection that broke while idle fails the next run's first query; that attempt is retried and the
+    error makes the following check test and replace the connection."""
+    connection.close_if_unusable_or_obsolete()
+    connection.health_check_done = True
+
+
 @dataclass
 class WorkerOptions:
     concurrency: int = 8
@@ -98,6 +109,7 @@ class Worker:
         self._signals = 0
         self.abandoned = 0  # handler threads still running when the grace period ran out
         self._last_prune = time.monotonic()
+        self._settling = threading.Lock()
         self.log = logger.bind(worker_id=self.worker_id)
 
     # --- lifecycle ------------------------------------------------------------------------------------
@@ -196,7 +208,7 @@ class Worker:
         if self.stopping.is_set():
             self.results.put((entry, NOT_STARTED))
         else:
-            close_old_connections()
+            _drop_broken_connection()
             self.results.put((entry, self.process(entry)))
         self.wakeup.set()
 
@@ -211,7 +223,8 @@ class Worker:
         if not finished:
             return 0
         try:
-            self._write_outcomes(finished)
+            with self._settling:
+                self._write_outcomes(finished)
         except DatabaseError:
             for item in finished:  # keep them; the next round writes them
                 self.results.put(item)
@@ -274,14 +287,17 @@ class Worker:
         connection.close()
 
     def renew_leases(self) -> int:
-        tokens = list(self.in_hand)
-        try:
-            close_old_connections()
-            held = services.leases_renew(lease_tokens=tokens)
-        except DatabaseError as exc:
-            self.log.warning("lease_renewal_failed", error=str(exc)[:300])
-            connection.close()
-            return 0
+        # Not while outcomes are written: an entry settled between our snapshot and the renewal would
+        # look lost.
+        with self._settling:
+            tokens = list(self.in_hand)
+            try:
+                close_old_connections()
+                held = services.leases_renew(lease_tokens=tokens)
+            except DatabaseError as exc:
+                self.log.warning("lease_renewal_failed", error=str(exc)[:300])
+                connection.close()
+                return 0
         for token in set(tokens) - held:
             entry = self.in_hand.get(token)
             if entry is not None:

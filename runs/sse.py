@@ -1,16 +1,34 @@
-"""Serving a run's channel over SSE through django-eventstream."""
+"""A run's channel over Server-Sent Events: its history from storage, then live events, in seq order.
+
+The wire format is django-eventstream's (``id: run-<uuid>:<seq>``, a ``stream-open`` event first,
+``stream-reset`` for a client that is ahead, ``keep-alive`` every 20 s), so its clients and Pushpin's GRIP
+handling keep working; a request that came through Pushpin is answered by django-eventstream's own view
+with a GRIP hold. Everything else is served here, on the event loop, from ``runs.live``:
+
+* the stream subscribes before it reads storage, and reads storage again whenever live delivery cannot
+  prove it is complete (a gap in seqs, an overflowing buffer, a re-established subscription, or 10-20 s
+  of silence, when it also sends a keep-alive), so no event is ever missed and none is sent twice (ids are seqs: anything at or below the
+  last one sent is dropped);
+* an event is encoded once per channel, not once per stream, and a stream costs no thread while it waits.
+"""
 
 from __future__ import annotations
 
-import re
-from itertools import pairwise
+import uuid
+from collections.abc import AsyncIterator
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, StreamingHttpResponse
-from django_eventstream.utils import get_channelmanager
-from django_eventstream.views import events
+from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
-TERMINAL_MARKER = "event: run.finished\n"
+from runs import live
+from runs.models import ACTIVE_STATUSES, Run, RunEvent
+from runs.streaming import TODOS_PREFIX, encode, parse_channel
+
+OPENING = (":" + " " * 2048 + "\n\n" + "event: stream-open\ndata:\n\n").encode()
+KEEP_ALIVE = b"event: keep-alive\ndata:\n\n"
+READ_LIMIT = 500
 
 
 class EventStreamRenderer(BaseRenderer):
@@ -27,60 +45,123 @@ class EventStreamRenderer(BaseRenderer):
 def stream_channel(request: HttpRequest, channel: str, *, end_on_finish: bool) -> StreamingHttpResponse:
     """The channel's events after the client's ``Last-Event-ID`` (or ``?lastEventId=``), then live ones.
 
-    A client that gives no id gets the whole history first: django-eventstream alone would start at the
-    current id. With ``end_on_finish`` the response ends after ``run.finished`` instead of idling on
-    keep-alives (an ``EventSource`` should close on that event rather than reconnect).
+    The caller has checked that the user may see the run. A client that gives no id gets the whole
+    history. With ``end_on_finish`` the response ends after ``run.finished`` (an ``EventSource`` should
+    close on it rather than reconnect).
     """
-    if not request.headers.get("Last-Event-ID") and not request.GET.get("lastEventId"):
-        query = request.GET.copy()
-        query["lastEventId"] = f"{channel}:0"
-        request.GET = query  # type: ignore[assignment]
-    get_channelmanager().remember(request.user, channel)  # the view has checked it: no second query
-    response = events(request, channels=[channel])
-    if isinstance(response, StreamingHttpResponse) and response.is_async:
-        response.streaming_content = _in_order(response.streaming_content, end_on_finish=end_on_finish)
+    grip = getattr(request, "grip", None)
+    if grip is not None and grip.proxied:
+        return _grip_hold(request, channel)
+    content = _stream(channel, after=last_event_seq(request, channel), end_on_finish=end_on_finish)
+    response = StreamingHttpResponse(content, content_type="text/event-stream")
     response["X-Accel-Buffering"] = "no"
     response["Cache-Control"] = "no-cache"
     return response
 
 
-async def _in_order(chunks, *, end_on_finish: bool):
-    """Pass the stream through, dropping any event at or below the last seq already sent.
+def last_event_seq(request: HttpRequest, channel: str) -> int:
+    """The seq after which the client wants events: from ``Last-Event-ID`` or ``?lastEventId=``
+    (``<channel>:<seq>``, possibly among other channels' ids), else 0 (the whole history)."""
+    raw = request.headers.get("Last-Event-ID") or request.GET.get("lastEventId") or ""
+    for part in filter(None, raw.split(",")):
+        name, sep, seq = part.strip().rpartition(":")
+        if not sep or not seq.isdigit():
+            raise ValidationError({"Last-Event-ID": [f"Expected '{channel}:<seq>', got {part[:100]!r}."]})
+        if name == channel:
+            return int(seq)
+    return 0
 
-    django-eventstream 5.3.4 re-reads storage from the request's starting id when live events arrive while
-    it reads history, and so can send events twice; our ids are seqs, so a duplicate is easy to recognise.
-    """
-    last_seq = -1
+
+def _grip_hold(request: HttpRequest, channel: str) -> StreamingHttpResponse:
+    from django_eventstream.utils import get_channelmanager
+    from django_eventstream.views import events
+
+    if not request.headers.get("Last-Event-ID") and not request.GET.get("lastEventId"):
+        query = request.GET.copy()
+        query["lastEventId"] = f"{channel}:0"  # django-eventstream alone would start at the current id
+        request.GET = query  # type: ignore[assignment]
+    get_channelmanager().remember(request.user, channel)  # the view has checked it: no second query
+    return events(request, channels=[channel])
+
+
+async def _stream(channel: str, *, after: int, end_on_finish: bool) -> AsyncIterator[bytes]:
+    parsed = parse_channel(channel)
+    assert parsed is not None
+    kind, run_id = parsed
+    contiguous = kind != TODOS_PREFIX  # the todos channel carries a subset of seqs: gaps are normal
+    hub = live.hub()
+    await hub.wait_subscribed()
+    listener = hub.add(channel)  # before the first read: whatever is published after it reaches us
     try:
-        async for chunk in chunks:
-            text = chunk if isinstance(chunk, str) else chunk.decode()
-            kept, last_seq, finished = _filter_blocks(text, last_seq)
-            if kept:
-                yield kept
-            if finished and end_on_finish:
+        last, out, first_read, need_read = after, [OPENING], True, True
+        while True:
+            over = False
+            if need_read:
+                need_read = listener.resync = False
+                blocks, current, active = await _read(channel, run_id, kind, last)
+                if first_read and last > current:  # the client is ahead of the run: start again from it
+                    out.append(_reset(channel, current))
+                    last = current
+                    blocks, current, active = await _read(channel, run_id, kind, last)
+                first_read = False
+                for block in blocks:
+                    if block.seq > last:
+                        out.append(block.text)
+                        last = block.seq
+                        over = over or block.final
+                if len(blocks) == READ_LIMIT:  # more history: send this, read on before live events
+                    yield b"".join(out)
+                    out, need_read = [], True
+                    continue
+                over = over or not active  # all read and the run is over: nothing more will come
+            if not over:
+                pending, listener.pending = listener.pending, []
+                for block in pending:
+                    if block.seq <= last:
+                        continue  # already sent: storage and live delivery overlap
+                    if contiguous and block.seq != last + 1:
+                        need_read = True  # a batch was missed: storage has it
+                        break
+                    out.append(block.text)
+                    last = block.seq
+                    if block.final:
+                        over = True
+                        break
+            if out:
+                yield b"".join(out)
+                out = []
+            if over and end_on_finish:
                 return
-    finally:
-        await chunks.aclose()
-
-
-_ID = re.compile(r"^id: [^\n]*:(\d+)$", re.MULTILINE)
-
-
-def _filter_blocks(text: str, last_seq: int) -> tuple[str, int, bool]:
-    """Drop events at or below ``last_seq``; the common case (all newer) returns ``text`` untouched."""
-    seqs = [int(seq) for seq in _ID.findall(text)]
-    finished = TERMINAL_MARKER in text
-    if not seqs:
-        return text, last_seq, finished
-    if seqs[0] > last_seq and all(a < b for a, b in pairwise(seqs)):
-        return text, seqs[-1], finished
-    kept = []
-    for block in text.split("\n\n"):
-        match = _ID.search(block)
-        if match:
-            seq = int(match.group(1))
-            if seq <= last_seq:
+            if listener.idle:
+                listener.idle = False
+                out.append(KEEP_ALIVE)  # and re-check storage, in case a publish was lost
+                need_read = True
+            if need_read or listener.resync:
+                need_read = True
                 continue
-            last_seq = seq
-        kept.append(block)
-    return "\n\n".join(kept), last_seq, finished
+            listener.wake.clear()
+            if not listener.pending and not listener.resync:
+                await listener.wake.wait()
+    finally:
+        hub.remove(listener)
+
+
+def _reset(channel: str, current: int) -> bytes:
+    return (
+        f'event: stream-reset\nid: {channel}:{current}\ndata: {{"channels": ["{channel}"]}}\n\n'.encode()
+    )
+
+
+@sync_to_async
+def _read(channel: str, run_id: uuid.UUID, kind: str, after: int) -> tuple[list[live.Block], int, bool]:
+    """Up to READ_LIMIT stored events after ``after``, the run's last seq, and whether it is still active."""
+    state = Run.objects.filter(pk=run_id).values_list("last_seq", "status").first()
+    current, status = state if state is not None else (0, "")
+    rows = RunEvent.objects.filter(run_id=run_id, seq__gt=after)
+    if kind == TODOS_PREFIX:
+        rows = rows.filter(type="todo.update")
+    blocks = [
+        live.make_block(channel, seq, event_type, encode(data))
+        for seq, event_type, data in rows.order_by("seq").values_list("seq", "type", "data")[:READ_LIMIT]
+    ]
+    return blocks, current, status in ACTIVE_STATUSES

@@ -1,9 +1,10 @@
-"""Live delivery through django-eventstream, with ``RunEvent`` as its storage.
+"""Channels of a run's events, publishing them once stored, and the django-eventstream classes that serve
+them through Pushpin.
 
-Events are written by ``runs.events.append_events`` (many per transaction), not by django-eventstream's
-``send_event`` (which would write them one by one through ``append_event``), so publishing here does what
-``send_event`` does after storage: Redis pub/sub when ``EVENTSTREAM_REDIS`` is set (every web process
-delivers it), else the listeners of this process; and GRIP when a proxy is configured.
+Events are written by ``runs.events.append_events`` (many per transaction). Once committed they are
+published to this project's live streams (``runs.live``, read by ``runs.sse``) and, when GRIP is
+configured, to Pushpin. A stream request that came through Pushpin is answered by django-eventstream's
+view with a GRIP hold, reading history through ``RunEventStorage`` and checking ``RunChannelManager``.
 
 Channels: ``run-<uuid>`` carries every event of a run, ``todos-<uuid>`` only its ``todo.update`` events; the
 SSE id of an event is its seq on both, so ``Last-Event-ID`` replays exactly what a client missed.
@@ -18,10 +19,11 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
 from django_eventstream.channelmanager import ChannelManagerBase
 from django_eventstream.event import Event
 from django_eventstream.storage import EventDoesNotExist, StorageBase
+
+from runs import live
 
 RUN_PREFIX = "run-"
 TODOS_PREFIX = "todos-"
@@ -51,32 +53,24 @@ def encode(data) -> str:
 
 
 def publish(run_id, events: Iterable) -> None:
-    """Deliver stored events to live listeners (called after the transaction that stored them commits).
-
-    Through Redis, a whole batch goes in one pipelined round trip."""
-    from django_eventstream.eventstream import redis_client
-
-    pipe = redis_client.pipeline(transaction=False) if redis_client is not None else None
-    for event in events:
-        _publish_one(pipe, run_channel(run_id), event)
-        if event.type == "todo.update":
-            _publish_one(pipe, todos_channel(run_id), event)
-    if pipe is not None:
-        pipe.execute()
-
-
-def _publish_one(pipe, channel: str, event) -> None:
-    from django_eventstream.utils import publish_event
-    from django_eventstream.views import get_listener_manager
-
-    data = encode(event.data)
-    if pipe is not None:
-        message = {"channel": channel, "event_type": event.type, "data": data, "pub_id": str(event.seq)}
-        pipe.publish("events_channel", json.dumps(message))
-    else:
-        get_listener_manager().add_to_queues(channel, Event(channel, event.type, data, id=event.seq))
+    """Deliver stored events to live streams (called after the transaction that stored them commits):
+    one batch per channel through ``runs.live``, and each event to Pushpin when GRIP is configured."""
+    events = list(events)
+    run, todos = run_channel(run_id), todos_channel(run_id)
+    encoded = [(event, encode(event.data)) for event in events]
+    live.publish(
+        [
+            (run, [live.make_block(run, e.seq, e.type, data) for e, data in encoded]),
+            (todos, [live.make_block(todos, e.seq, e.type, data) for e, data in encoded if e.type == "todo.update"]),
+        ]
+    )
     if getattr(settings, "GRIP_URL", None) or getattr(settings, "GRIP_PROXIES", None):
-        publish_event(channel, event.type, data, str(event.seq), str(event.seq - 1), blocking=False)
+        from django_eventstream.utils import publish_event
+
+        for event, data in encoded:
+            publish_event(run, event.type, data, str(event.seq), str(event.seq - 1), blocking=False)
+            if event.type == "todo.update":
+                publish_event(todos, event.type, data, str(event.seq), str(event.seq - 1), blocking=False)
 
 
 class RunEventStorage(StorageBase):
@@ -89,27 +83,21 @@ class RunEventStorage(StorageBase):
         from runs.models import RunEvent
 
         kind, run_id = self._parse(channel)
-        try:
-            rows = RunEvent.objects.filter(run_id=run_id, seq__gt=last_id).order_by("seq")
-            if kind == TODOS_PREFIX:
-                rows = rows.filter(type="todo.update")
-            events = [
-                Event(channel, row.type, encode(row.data), id=row.seq)
-                for row in rows.only("seq", "type", "data")[:limit]
-            ]
-            # Only an empty answer needs the current seq: to tell "caught up" from "ahead of the run".
-            if not events and last_id > (current := self._current(run_id)):
-                raise EventDoesNotExist("the client is ahead of the run", current)
-            return events
-        finally:
-            _release_connection()
+        rows = RunEvent.objects.filter(run_id=run_id, seq__gt=last_id).order_by("seq")
+        if kind == TODOS_PREFIX:
+            rows = rows.filter(type="todo.update")
+        events = [
+            Event(channel, row.type, encode(row.data), id=row.seq)
+            for row in rows.only("seq", "type", "data")[:limit]
+        ]
+        # Only an empty answer needs the current seq: to tell "caught up" from "ahead of the run".
+        if not events and last_id > (current := self._current(run_id)):
+            raise EventDoesNotExist("the client is ahead of the run", current)
+        return events
 
     def get_current_id(self, channel):
         _, run_id = self._parse(channel)
-        try:
-            return self._current(run_id)
-        finally:
-            _release_connection()
+        return self._current(run_id)
 
     @staticmethod
     def _parse(channel: str) -> tuple[str, uuid.UUID]:
@@ -123,14 +111,6 @@ class RunEventStorage(StorageBase):
         from runs.models import Run
 
         return Run.objects.filter(pk=run_id).values_list("last_seq", flat=True).first() or 0
-
-
-def _release_connection() -> None:
-    # Each open stream reads from its own thread; holding that thread's connection for the life of the
-    # stream would cap streams at the database's max_connections (FACTS.md). Closing it after each read
-    # hands it back to the pool (DATABASE_POOL_SIZE) or costs one reconnect per read.
-    if not connection.in_atomic_block:
-        connection.close()
 
 
 class RunChannelManager(ChannelManagerBase):
@@ -167,10 +147,7 @@ class RunChannelManager(ChannelManagerBase):
         parsed = parse_channel(channel)
         if parsed is None:
             return False
-        try:
-            return Run.objects.visible_to(user).filter(pk=parsed[1]).exists()
-        finally:
-            _release_connection()
+        return Run.objects.visible_to(user).filter(pk=parsed[1]).exists()
 
     def is_channel_reliable(self, channel):
         return True

@@ -1,0 +1,229 @@
+"""Live delivery of stored run events to the streams open in this process.
+
+Workers publish each stored batch once per channel, already encoded as SSE text, on one Redis pub/sub
+channel; every web process holds one subscription and fans each batch out to the streams open on that
+channel (``runs.sse``). Without Redis (standalone mode, or tests) ``publish`` hands the batch to this
+process's streams directly.
+
+Storage, not pub/sub, is the source of truth: a stream reads ``RunEvent`` rows whenever live delivery
+cannot prove it is complete (a gap in seqs, a full buffer, a lost subscription), so pub/sub may be late
+or lossy and no client ever misses an event. Why not django-eventstream's listener (docs/architecture.md):
+it subscribed lazily without waiting (events published before its SUBSCRIBE completed were lost to
+streams already waiting), never resubscribed after a dropped connection, and its per-listener work capped
+one process at ~1,000 streams on one channel on this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import structlog
+from django.conf import settings
+
+logger = structlog.get_logger(__name__)
+
+REDIS_CHANNEL = "controlplane:run-events"
+SUBSCRIBE_WAIT_S = 5.0
+BACKOFF_MAX_S = 5.0
+MAX_PENDING = 500  # events held for one slow stream before it falls back to reading storage
+SWEEP_S = 10.0  # a stream quiet for one to two sweeps gets a keep-alive
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One event as it goes on the wire, shared by every stream of its channel."""
+
+    seq: int
+    text: bytes
+    final: bool  # run.finished
+
+
+def sse_block(channel: str, seq: int, event_type: str, data_json: str) -> bytes:
+    return f"event: {event_type}\nid: {channel}:{seq}\ndata: {data_json}\n\n".encode()
+
+
+def make_block(channel: str, seq: int, event_type: str, data_json: str) -> Block:
+    return Block(seq, sse_block(channel, seq, event_type, data_json), event_type == "run.finished")
+
+
+@dataclass(eq=False, slots=True)
+class Listener:
+    channel: str
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    pending: list[Block] = field(default_factory=list)
+    resync: bool = False  # live delivery may have missed something: read storage
+    touched: bool = True  # something was delivered since the last sweep
+    idle: bool = False  # nothing for a whole sweep: send a keep-alive (and re-check storage)
+
+
+class LiveHub:
+    def __init__(self) -> None:
+        self.listeners: dict[str, set[Listener]] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+        self._subscribed: asyncio.Event | None = None
+        self._sweeper: asyncio.Task | None = None
+
+    # --- streams (on the event loop) ---------------------------------------------------------------
+    def add(self, channel: str) -> Listener:
+        self.loop = loop = asyncio.get_running_loop()
+        if self._sweeper is None or self._sweeper.done() or self._sweeper.get_loop() is not loop:
+            self._sweeper = loop.create_task(self._sweep_forever(), name="live-sweeper")
+        listener = Listener(channel)
+        self.listeners.setdefault(channel, set()).add(listener)
+        return listener
+
+    async def _sweep_forever(self) -> None:
+        """One timer for every stream instead of one per stream and wait: a stream that received
+        nothing for a whole sweep is woken to send a keep-alive and re-check storage."""
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            for group in self.listeners.values():
+                for listener in group:
+                    if not listener.touched:
+                        listener.idle = True
+                        listener.wake.set()
+                    listener.touched = False
+
+    def remove(self, listener: Listener) -> None:
+        group = self.listeners.get(listener.channel)
+        if group is not None:
+            group.discard(listener)
+            if not group:
+                del self.listeners[listener.channel]
+
+    def deliver(self, channel: str, blocks: list[Block]) -> None:
+        for listener in self.listeners.get(channel, ()):
+            if len(listener.pending) < MAX_PENDING:
+                listener.pending.extend(blocks)
+            else:
+                listener.resync = True
+            listener.touched = True
+            listener.wake.set()
+
+    def resync_all(self) -> None:
+        for group in self.listeners.values():
+            for listener in group:
+                listener.resync = True
+                listener.wake.set()
+
+    # --- the Redis subscription ----------------------------------------------------------------------
+    async def wait_subscribed(self, timeout: float = SUBSCRIBE_WAIT_S) -> bool:
+        """Start this process's subscription if needed and wait until it is active, so that nothing
+        published after a stream's first storage read can be missed. Without Redis there is nothing to
+        wait for. When Redis is down a stream still opens (it serves storage, and re-reads it when the
+        subscription comes back)."""
+        if not redis_kwargs():
+            return True
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self.loop is not loop or self._subscribed is None:
+            self.loop = loop
+            self._subscribed = asyncio.Event()
+            self._task = loop.create_task(self._subscribe_forever(self._subscribed), name="live-redis")
+        if self._subscribed.is_set():
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._subscribed.wait()), timeout)
+            return True
+        except TimeoutError:
+            logger.warning("live_subscription_unavailable", waited_s=timeout)
+            return False
+
+    async def _subscribe_forever(self, subscribed: asyncio.Event) -> None:
+        from redis.asyncio import Redis
+
+        failures = 0
+        while True:
+            client = Redis(**redis_kwargs())
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(REDIS_CHANNEL)
+                subscribed.set()
+                if failures:
+                    logger.info("live_subscription_restored", after_failures=failures)
+                    self.resync_all()  # what was published meanwhile is in storage
+                failures = 0
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._receive(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                subscribed.clear()
+                failures += 1
+                logger.warning("live_subscription_lost", error=str(exc)[:300], failures=failures)
+                await asyncio.sleep(min(BACKOFF_MAX_S, 0.1 * 2**failures) * (0.5 + random.random() / 2))
+            finally:
+                try:
+                    await pubsub.aclose()
+                    await client.aclose()
+                except Exception:  # a connection that is already gone has nothing to close
+                    pass
+
+    def _receive(self, raw: bytes | str) -> None:
+        try:
+            message = json.loads(raw)
+            channel = message["c"]
+            blocks = [Block(seq, text.encode(), final) for seq, text, final in message["b"]]
+        except (ValueError, KeyError, TypeError):
+            logger.warning("live_message_malformed", size=len(raw))
+            return
+        if channel in self.listeners:
+            self.deliver(channel, blocks)
+
+
+_hub = LiveHub()
+
+
+def hub() -> LiveHub:
+    return _hub
+
+
+def redis_kwargs() -> dict | None:
+    return getattr(settings, "EVENTSTREAM_REDIS", None)
+
+
+# --- publishing (any thread, after the transaction that stored the events commits) --------------------
+_publisher_lock = threading.Lock()
+_publisher = None
+
+
+def _redis_publisher():
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None:
+            from redis import Redis
+
+            _publisher = Redis(**redis_kwargs())  # type: ignore[arg-type]
+        return _publisher
+
+
+def publish(batches: Iterable[tuple[str, list[Block]]]) -> None:
+    """Send each channel's batch to every web process (Redis) or to this process's streams."""
+    batches = [(channel, blocks) for channel, blocks in batches if blocks]
+    if not batches:
+        return
+    if redis_kwargs():
+        from redis.exceptions import RedisError
+
+        pipe = _redis_publisher().pipeline(transaction=False)
+        for channel, blocks in batches:
+            payload = [[b.seq, b.text.decode(), b.final] for b in blocks]
+            pipe.publish(REDIS_CHANNEL, json.dumps({"c": channel, "b": payload}, separators=(",", ":")))
+        try:
+            pipe.execute()
+        except RedisError as exc:
+            # The events are stored: streams find them on their next storage read (a later batch's gap,
+            # or their idle re-check), so a lost publish is late delivery, not loss.
+            logger.warning("live_publish_failed", error=str(exc)[:300], channels=len(batches))
+        return
+    loop = _hub.loop
+    if loop is None or loop.is_closed():
+        return  # no stream has opened in this process: nobody to tell
+    for channel, blocks in batches:
+        loop.call_soon_threadsafe(_hub.deliver, channel, blocks)
