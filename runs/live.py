@@ -68,6 +68,7 @@ class LiveHub:
         self._task: asyncio.Task | None = None
         self._subscribed: asyncio.Event | None = None
         self._sweeper: asyncio.Task | None = None
+        self.subscriptions = 0  # confirmations received: the first, then one per resubscription
 
     # --- streams (on the event loop) ---------------------------------------------------------------
     def add(self, channel: str) -> Listener:
@@ -83,12 +84,15 @@ class LiveHub:
         nothing for a whole sweep is woken to send a keep-alive and re-check storage."""
         while True:
             await asyncio.sleep(SWEEP_S)
-            for group in self.listeners.values():
-                for listener in group:
-                    if not listener.touched:
-                        listener.idle = True
-                        listener.wake.set()
-                    listener.touched = False
+            self.sweep()
+
+    def sweep(self) -> None:
+        for group in self.listeners.values():
+            for listener in group:
+                if not listener.touched:
+                    listener.idle = True
+                    listener.wake.set()
+                listener.touched = False
 
     def remove(self, listener: Listener) -> None:
         group = self.listeners.get(listener.channel)
@@ -135,22 +139,29 @@ class LiveHub:
             return False
 
     async def _subscribe_forever(self, subscribed: asyncio.Event) -> None:
+        """Hold the subscription. redis-py reconnects and resubscribes by itself after a dropped
+        connection, silently: what was published meanwhile is lost to pub/sub. Every confirmation of a
+        subscription (the first and each resubscription) therefore tells every open stream to re-read
+        storage: the confirmation means the server delivers from here on, so the re-read closes the gap."""
         from redis.asyncio import Redis
 
         failures = 0
         while True:
             client = Redis(**redis_kwargs())
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(REDIS_CHANNEL)
-                subscribed.set()
-                if failures:
-                    logger.info("live_subscription_restored", after_failures=failures)
-                    self.resync_all()  # what was published meanwhile is in storage
-                failures = 0
                 async for message in pubsub.listen():
-                    if message.get("type") == "message":
+                    kind = message.get("type")
+                    if kind == "message":
                         self._receive(message["data"])
+                    elif kind == "subscribe":
+                        self.subscriptions += 1
+                        if self.subscriptions > 1:
+                            logger.info("live_subscription_restored", subscriptions=self.subscriptions)
+                        failures = 0
+                        subscribed.set()
+                        self.resync_all()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
