@@ -207,8 +207,9 @@ if _grip_url:
     GRIP_URL = _grip_url
     MIDDLEWARE.insert(0, "django_grip.GripMiddleware")
 
-# Threads that run Django's sync code (middleware, views, storage reads of open streams) in a web process;
-# each keeps its own database connection, so this bounds the process's connections (controlplane/asgi_handler.py).
+# Threads that run Django's sync code (middleware, views, storage reads of open streams) in a web
+# process; each keeps its own database connection, so this bounds the process's connections
+# (controlplane/asgi_handler.py).
 WEB_THREADS = env.integer("WEB_THREADS", 32, minimum=1)
 
 # Generation-0 threshold of the garbage collector in web processes (0 keeps Python's default of 700).

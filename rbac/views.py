@@ -3,9 +3,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from controlplane.throttling import ScopedRateThrottle
 from rbac.serializers import MeSerializer, TokenRequestSerializer, TokenSerializer
 from rbac.services import token_issue
 

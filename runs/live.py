@@ -16,6 +16,7 @@ one process at ~1,000 streams on one channel on this machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import threading
@@ -59,6 +60,7 @@ class Listener:
     resync: bool = False  # live delivery may have missed something: read storage
     touched: bool = True  # something was delivered since the last sweep
     idle: bool = False  # nothing for a whole sweep: send a keep-alive (and re-check storage)
+    attached: bool = True  # a stream reads it (a listener registered ahead of its stream is not, yet)
 
 
 class LiveHub:
@@ -69,14 +71,32 @@ class LiveHub:
         self._subscribed: asyncio.Event | None = None
         self._sweeper: asyncio.Task | None = None
         self.subscriptions = 0  # confirmations received: the first, then one per resubscription
+        # Streams live on the event loop; a view thread may register a listener ahead of its stream
+        # (``preregister``), so the registry is guarded.
+        self._lock = threading.Lock()
 
     # --- streams (on the event loop) ---------------------------------------------------------------
-    def add(self, channel: str) -> Listener:
+    def add(self, channel: str, listener: Listener | None = None) -> Listener:
+        """Register a stream's listener (or attach the one registered ahead for it)."""
         self.loop = loop = asyncio.get_running_loop()
         if self._sweeper is None or self._sweeper.done() or self._sweeper.get_loop() is not loop:
             self._sweeper = loop.create_task(self._sweep_forever(), name="live-sweeper")
-        listener = Listener(channel)
-        self.listeners.setdefault(channel, set()).add(listener)
+        if listener is None:
+            listener = Listener(channel)
+        listener.attached = True
+        with self._lock:
+            self.listeners.setdefault(channel, set()).add(listener)
+        return listener
+
+    def preregister(self, channel: str) -> Listener | None:
+        """From any thread, before the events exist (a run about to be created): a listener that will
+        receive everything published on ``channel`` from now on, so its stream needs no storage read.
+        None when live delivery cannot promise that yet (no subscription confirmed in this process)."""
+        if self.loop is None or (redis_kwargs() and not self.subscriptions):
+            return None
+        listener = Listener(channel, attached=False)
+        with self._lock:
+            self.listeners.setdefault(channel, set()).add(listener)
         return listener
 
     async def _sweep_forever(self) -> None:
@@ -87,22 +107,27 @@ class LiveHub:
             self.sweep()
 
     def sweep(self) -> None:
-        for group in self.listeners.values():
-            for listener in group:
-                if not listener.touched:
-                    listener.idle = True
-                    listener.wake.set()
-                listener.touched = False
+        for listener in self._all():
+            if not listener.touched:
+                if not listener.attached:
+                    self.remove(listener)  # registered ahead for a stream that never started
+                    continue
+                listener.idle = True
+                listener.wake.set()
+            listener.touched = False
 
     def remove(self, listener: Listener) -> None:
-        group = self.listeners.get(listener.channel)
-        if group is not None:
-            group.discard(listener)
-            if not group:
-                del self.listeners[listener.channel]
+        with self._lock:
+            group = self.listeners.get(listener.channel)
+            if group is not None:
+                group.discard(listener)
+                if not group:
+                    del self.listeners[listener.channel]
 
     def deliver(self, channel: str, blocks: list[Block]) -> None:
-        for listener in self.listeners.get(channel, ()):
+        with self._lock:
+            group = list(self.listeners.get(channel, ()))
+        for listener in group:
             if len(listener.pending) < MAX_PENDING:
                 listener.pending.extend(blocks)
             else:
@@ -110,11 +135,14 @@ class LiveHub:
             listener.touched = True
             listener.wake.set()
 
+    def _all(self) -> list[Listener]:
+        with self._lock:
+            return [listener for group in self.listeners.values() for listener in group]
+
     def resync_all(self) -> None:
-        for group in self.listeners.values():
-            for listener in group:
-                listener.resync = True
-                listener.wake.set()
+        for listener in self._all():
+            listener.resync = True
+            listener.wake.set()
 
     # --- the Redis subscription ----------------------------------------------------------------------
     async def wait_subscribed(self, timeout: float = SUBSCRIBE_WAIT_S) -> bool:
@@ -122,9 +150,10 @@ class LiveHub:
         published after a stream's first storage read can be missed. Without Redis there is nothing to
         wait for. When Redis is down a stream still opens (it serves storage, and re-reads it when the
         subscription comes back)."""
-        if not redis_kwargs():
-            return True
         loop = asyncio.get_running_loop()
+        if not redis_kwargs():
+            self.loop = loop
+            return True
         if self._task is None or self._task.done() or self.loop is not loop or self._subscribed is None:
             self.loop = loop
             self._subscribed = asyncio.Event()
@@ -170,11 +199,9 @@ class LiveHub:
                 logger.warning("live_subscription_lost", error=str(exc)[:300], failures=failures)
                 await asyncio.sleep(min(BACKOFF_MAX_S, 0.1 * 2**failures) * (0.5 + random.random() / 2))
             finally:
-                try:
+                with contextlib.suppress(Exception):  # a connection already gone has nothing to close
                     await pubsub.aclose()
                     await client.aclose()
-                except Exception:  # a connection that is already gone has nothing to close
-                    pass
 
     def _receive(self, raw: bytes | str) -> None:
         try:

@@ -49,6 +49,7 @@ def run_start(
     multitask: str = "reject",
     idempotency_key: str = "",
     priority: int = 0,
+    run_id: uuid.UUID | None = None,
 ) -> tuple[Run, bool]:
     """Queue a run of ``app`` for ``user``; returns (run, created). The same Idempotency-Key returns the
     run it created before; a second start in a session with an active run is refused (``reject``) or
@@ -67,6 +68,7 @@ def run_start(
                 multitask=multitask,
                 idempotency_key=idempotency_key,
                 priority=priority,
+                run_id=run_id or uuid.uuid4(),
             ), True
     except IntegrityError:
         # A concurrent request with the same key won the race: answer as it did.
@@ -85,12 +87,17 @@ def _run_for_key(*, user, app, input, key: str) -> Run | None:
     return run
 
 
-def _create_run(*, user, app, input, session_id, multitask, idempotency_key, priority) -> Run:
+def _create_run(*, user, app, input, session_id, multitask, idempotency_key, priority, run_id) -> Run:
     session = _session_for(user=user, app=app, session_id=session_id)
-    active = Run.objects.filter(session=session, status__in=ACTIVE_STATUSES).order_by("created_at").first()
+    active = None
+    if session_id is not None:  # a session made just now has no runs
+        active = (
+            Run.objects.filter(session=session, status__in=ACTIVE_STATUSES).order_by("created_at").first()
+        )
     if active is not None and multitask == "reject":
         raise RunConflict(detail={"active_run_id": str(active.pk)})
     run = Run.objects.create(
+        pk=run_id,
         last_seq=1,
         session=session,
         app=app,
@@ -102,9 +109,13 @@ def _create_run(*, user, app, input, session_id, multitask, idempotency_key, pri
     )
     queue.entry_enqueue(run_id=run.pk, priority=priority, parked=active is not None)
     # The first event needs no lock or projection: nothing else can see the run before this commits.
-    queued = RunEvent.objects.create(run=run, seq=1, type="run.queued", data={"session_id": str(session.pk)})
+    queued = RunEvent.objects.create(run=run, seq=1, type="run.queued", data=queued_event_data(run))
     transaction.on_commit(lambda: streaming.publish(run.pk, [queued]))
     return run
+
+
+def queued_event_data(run: Run) -> dict[str, Any]:
+    return {"session_id": str(run.session_id)}
 
 
 def _session_for(*, user, app, session_id) -> Session:

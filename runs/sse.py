@@ -7,8 +7,8 @@ with a GRIP hold. Everything else is served here, on the event loop, from ``runs
 
 * the stream subscribes before it reads storage, and reads storage again whenever live delivery cannot
   prove it is complete (a gap in seqs, an overflowing buffer, a re-established subscription, or 10-20 s
-  of silence, when it also sends a keep-alive), so no event is ever missed and none is sent twice (ids are seqs: anything at or below the
-  last one sent is dropped);
+  of silence, when it also sends a keep-alive), so no event is ever missed; none is sent twice either
+  (ids are seqs: anything at or below the last one sent is dropped);
 * an event is encoded once per channel, not once per stream, and a stream costs no thread while it waits.
 """
 
@@ -42,17 +42,30 @@ class EventStreamRenderer(BaseRenderer):
         return JSONRenderer().render(data)
 
 
-def stream_channel(request: HttpRequest, channel: str, *, end_on_finish: bool) -> StreamingHttpResponse:
+def stream_channel(
+    request: HttpRequest,
+    channel: str,
+    *,
+    end_on_finish: bool,
+    listener: live.Listener | None = None,
+    known: list[live.Block] | None = None,
+) -> StreamingHttpResponse:
     """The channel's events after the client's ``Last-Event-ID`` (or ``?lastEventId=``), then live ones.
 
     The caller has checked that the user may see the run. A client that gives no id gets the whole
     history. With ``end_on_finish`` the response ends after ``run.finished`` (an ``EventSource`` should
     close on it rather than reconnect).
+
+    ``listener`` was registered (``LiveHub.preregister``) before the channel's first event was stored;
+    with ``known``, the events stored until then, the stream starts without reading storage.
     """
     grip = getattr(request, "grip", None)
     if grip is not None and grip.proxied:
         return _grip_hold(request, channel)
-    content = _stream(channel, after=last_event_seq(request, channel), end_on_finish=end_on_finish)
+    after = last_event_seq(request, channel)
+    if listener is None or after:
+        known = None
+    content = _stream(channel, after=after, end_on_finish=end_on_finish, listener=listener, known=known)
     response = StreamingHttpResponse(content, content_type="text/event-stream")
     response["X-Accel-Buffering"] = "no"
     response["Cache-Control"] = "no-cache"
@@ -84,16 +97,27 @@ def _grip_hold(request: HttpRequest, channel: str) -> StreamingHttpResponse:
     return events(request, channels=[channel])
 
 
-async def _stream(channel: str, *, after: int, end_on_finish: bool) -> AsyncIterator[bytes]:
+async def _stream(
+    channel: str,
+    *,
+    after: int,
+    end_on_finish: bool,
+    listener: live.Listener | None = None,
+    known: list[live.Block] | None = None,
+) -> AsyncIterator[bytes]:
     parsed = parse_channel(channel)
     assert parsed is not None
     kind, run_id = parsed
     contiguous = kind != TODOS_PREFIX  # the todos channel carries a subset of seqs: gaps are normal
     hub = live.hub()
-    await hub.wait_subscribed()
-    listener = hub.add(channel)  # before the first read: whatever is published after it reaches us
+    if listener is None:
+        await hub.wait_subscribed()
+    # Registered before the first read (or before the first event): whatever is published after it reaches us.
+    listener = hub.add(channel, listener)
     try:
-        last, out, first_read, need_read = after, [OPENING], True, True
+        last, out, first_read, need_read = after, [OPENING], True, known is None
+        if known is not None:
+            listener.pending[:0] = known
         while True:
             over = False
             if need_read:
@@ -147,9 +171,7 @@ async def _stream(channel: str, *, after: int, end_on_finish: bool) -> AsyncIter
 
 
 def _reset(channel: str, current: int) -> bytes:
-    return (
-        f'event: stream-reset\nid: {channel}:{current}\ndata: {{"channels": ["{channel}"]}}\n\n'.encode()
-    )
+    return f'event: stream-reset\nid: {channel}:{current}\ndata: {{"channels": ["{channel}"]}}\n\n'.encode()
 
 
 @sync_to_async

@@ -61,7 +61,14 @@ def publish(run_id, events: Iterable) -> None:
     live.publish(
         [
             (run, [live.make_block(run, e.seq, e.type, data) for e, data in encoded]),
-            (todos, [live.make_block(todos, e.seq, e.type, data) for e, data in encoded if e.type == "todo.update"]),
+            (
+                todos,
+                [
+                    live.make_block(todos, e.seq, e.type, data)
+                    for e, data in encoded
+                    if e.type == "todo.update"
+                ],
+            ),
         ]
     )
     if getattr(settings, "GRIP_URL", None) or getattr(settings, "GRIP_PROXIES", None):

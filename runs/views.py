@@ -10,11 +10,11 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from agents.selectors import app_for_use
-from runs import orchestrator, services
+from controlplane.throttling import UserRateThrottle
+from runs import live, orchestrator, services
 from runs.models import HumanLoopRequest, HumanLoopStatus, Run, RunEvent
 from runs.serializers import (
     EventPageSerializer,
@@ -26,7 +26,7 @@ from runs.serializers import (
     TodoSerializer,
 )
 from runs.sse import EventStreamRenderer, stream_channel
-from runs.streaming import run_channel, todos_channel
+from runs.streaming import encode, run_channel, todos_channel
 
 EVENT_PAGE_MAX = 1000
 SSE_DESCRIPTION = (
@@ -43,7 +43,7 @@ def visible_run(request: Request, run_id) -> Run:
     )
 
 
-def _start(request: Request) -> tuple[Run, bool]:
+def _start(request: Request, run_id: uuid.UUID | None = None) -> tuple[Run, bool]:
     serializer = RunStartSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
@@ -58,7 +58,14 @@ def _start(request: Request) -> tuple[Run, bool]:
         session_id=data.get("session_id"),
         multitask=data["multitask"],
         idempotency_key=key,
+        run_id=run_id,
     )
+
+
+def queued_block(run: Run) -> live.Block:
+    """The run.queued event ``run_start`` stored for a new run, as its stream sends it."""
+    channel = run_channel(run.pk)
+    return live.make_block(channel, 1, "run.queued", encode(services.queued_event_data(run)))
 
 
 class RunListCreateView(generics.ListAPIView):
@@ -114,8 +121,24 @@ class RunStartStreamView(APIView):
         description=SSE_DESCRIPTION,
     )
     def post(self, request: Request):
-        run, _ = _start(request)
-        response = stream_channel(request._request, run_channel(run.pk), end_on_finish=True)
+        # Listen before the run exists: everything published for it reaches the stream, which then needs
+        # no storage read for a new run (its history is the run.queued event created here).
+        run_id = uuid.uuid4()
+        hub = live.hub()
+        listener = hub.preregister(run_channel(run_id))
+        try:
+            run, created = _start(request, run_id=run_id)
+        except BaseException:
+            if listener is not None:
+                hub.remove(listener)
+            raise
+        if listener is not None and run.pk != run_id:  # an Idempotency-Key's earlier run
+            hub.remove(listener)
+            listener = None
+        known = [queued_block(run)] if created else None
+        response = stream_channel(
+            request._request, run_channel(run.pk), end_on_finish=True, listener=listener, known=known
+        )
         response["X-Run-ID"] = str(run.pk)
         return response
 

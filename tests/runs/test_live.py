@@ -2,14 +2,16 @@
 re-reads that make a lost, late, repeated or reordered publish harmless. Real PostgreSQL and Redis."""
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
+import uuid
 
 import pytest
 import redis
-from django.conf import settings as django_settings
 from asgiref.sync import sync_to_async
+from django.conf import settings as django_settings
 from django.db import connection, transaction
 
 from runs import live
@@ -241,6 +243,71 @@ def test_the_todos_channel_carries_only_todo_updates_with_their_run_seqs(local, 
         await stream.aclose()
 
     run_scenario(scenario)
+
+
+def test_a_listener_registered_before_the_run_exists_needs_no_storage_read_and_misses_nothing(hub, member):
+    from runs.services import run_start
+    from runs.views import queued_block
+
+    app = AppFactory(slug="demo")
+    run_id = uuid.uuid4()
+    channel = run_channel(run_id)
+
+    def start_and_finish():
+        try:
+            run, _ = run_start(user=member, app=app, input={}, run_id=run_id)
+            append(run, "run.started", "message.delta", "run.finished", status="succeeded")
+            return run
+        finally:
+            connection.close()
+
+    async def scenario():
+        assert await hub.wait_subscribed()
+        listener = await asyncio.to_thread(hub.preregister, channel)
+        assert listener is not None
+        # Everything is published before the stream starts: only the early listener can have it.
+        run = await asyncio.to_thread(start_and_finish)
+        await asyncio.sleep(0.2)
+        with no_storage_reads():
+            chunks = [
+                c
+                async for c in _stream(
+                    channel, after=0, end_on_finish=True, listener=listener, known=[queued_block(run)]
+                )
+            ]
+        assert seqs(b"".join(chunks)) == [1, 2, 3, 4]
+        assert not hub.listeners
+
+    run_scenario(scenario)
+
+
+def test_an_early_listener_whose_stream_never_starts_is_dropped(local):
+    async def scenario():
+        await local.wait_subscribed()
+        listener = await asyncio.to_thread(local.preregister, run_channel(uuid.uuid4()))
+        assert listener is not None
+        local.sweep()
+        assert local.listeners
+        local.sweep()
+        assert not local.listeners
+
+    run_scenario(scenario)
+
+
+@contextlib.contextmanager
+def no_storage_reads():
+    import runs.sse
+
+    original = runs.sse._read
+
+    async def refuse(*args):
+        raise AssertionError("the stream read storage")
+
+    runs.sse._read = refuse
+    try:
+        yield
+    finally:
+        runs.sse._read = original
 
 
 # --- through Redis ---------------------------------------------------------------------------------------
