@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import re
+import resource
 import statistics
 import threading
 import time
@@ -98,7 +99,9 @@ class Stack:
         return Token.objects.create(user=user).key
 
     def cpu(self) -> dict[str, float]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         return {
+            "load generator": usage.ru_utime + usage.ru_stime,
             "web": cpu_seconds(self.web.pid),
             "workers": sum(cpu_seconds(w.pid) for w in self.workers),
             "executor": cpu_seconds(self.executor.pid),

@@ -159,7 +159,7 @@ class Worker:
     def _guarded(self, step) -> int:
         """Run one loop step; a database outage is logged and waited out, never fatal."""
         try:
-            close_old_connections()
+            _drop_broken_connection()
             return step()
         except DatabaseError as exc:
             self.log.warning("worker_database_error", error=str(exc)[:300])

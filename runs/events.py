@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -53,6 +54,7 @@ def append_events(
     events: list[NewEvent],
     executor_seq: int | None = None,
     fence: Callable[[], None] | None = None,
+    count_attempt: bool = False,
 ) -> tuple[Run, list[RunEvent]]:
     """Store ``events`` after the run's last one and apply them to its projections; publish after commit.
 
@@ -60,6 +62,8 @@ def append_events(
     resumed stream neither loses nor repeats an event. ``fence`` runs right after the run row is locked (the
     worker checks its lease there): every writer locks the run row first, so locks are always taken in the
     same order (run, then queue entry, then human-loop requests) and two writers cannot deadlock.
+    ``count_attempt`` adds one to ``Run.attempts`` in the same statement (a worker's first write of an
+    attempt).
     """
     run = Run.objects.select_for_update().get(pk=run_id)
     if fence is not None:
@@ -76,10 +80,12 @@ def append_events(
     for row in rows:
         fields.update(_project(run, row))
     # Under the row lock this cannot miss; the condition states the transition being made.
-    updated = Run.objects.filter(pk=run.pk, status=status_before).update(**fields)
+    counter = {"attempts": F("attempts") + 1} if count_attempt else {}
+    updated = Run.objects.filter(pk=run.pk, status=status_before).update(**fields, **counter)
     assert updated == 1, "run changed under its row lock"
     for name, value in fields.items():
         setattr(run, name, value)
+    run.attempts += 1 if count_attempt else 0
     transaction.on_commit(lambda: streaming.publish(run.pk, rows))
     return run, rows
 
@@ -123,9 +129,10 @@ def _on_finished(run: Run, event: RunEvent) -> dict[str, Any]:
         return {}
     run.status = status
     error = event.data.get("error") or {}
-    HumanLoopRequest.objects.filter(run=run).exclude(status=HumanLoopStatus.CLOSED).update(
-        status=HumanLoopStatus.CLOSED
-    )
+    if run.asked_human:  # a run that never asked has no questions to close: no statement
+        HumanLoopRequest.objects.filter(run=run).exclude(status=HumanLoopStatus.CLOSED).update(
+            status=HumanLoopStatus.CLOSED
+        )
     return {
         "status": status,
         "finished_at": timezone.now(),
@@ -166,10 +173,12 @@ def _on_human_request(run: Run, event: RunEvent) -> dict[str, Any]:
             "request_seq": event.seq,
         },
     )
+    asked = {} if run.asked_human else {"asked_human": True}
+    run.asked_human = True
     if run.status != RunStatus.RUNNING:
-        return {}
+        return asked
     run.status = RunStatus.WAITING_HUMAN
-    return {"status": RunStatus.WAITING_HUMAN}
+    return {"status": RunStatus.WAITING_HUMAN, **asked}
 
 
 def _on_human_reply(run: Run, event: RunEvent) -> dict[str, Any]:

@@ -66,6 +66,9 @@ class Run(models.Model):
     )
     attempts = models.PositiveIntegerField(default=0, help_text="Times a worker took the run up.")
     cancel_requested = models.BooleanField(default=False)
+    asked_human = models.BooleanField(
+        default=False, help_text="The run has asked a person at least once (finishing closes its questions)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 
 import structlog
 from django.db import transaction
@@ -29,18 +30,35 @@ CANCEL_CHECK_S = 1.0
 MAX_RESUMES = 20
 
 
+@dataclass
+class Attempt:
+    """One claim of a run. The attempt is counted (``Run.attempts``) by its first write of events, in the
+    same statement; an attempt that writes none is counted on its way out."""
+
+    entry: QueueEntry
+    counted: bool = False
+
+
 class RunHandler:
     def handle(self, entry: QueueEntry) -> Outcome:
         run = Run.objects.select_related("app", "executor").filter(pk=entry.run_id).first()
         if run is None or run.is_terminal:
             return Outcome.done()
-        Run.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
+        attempt = Attempt(entry)
+        try:
+            return self._handle(run, attempt)
+        finally:
+            if not attempt.counted:
+                Run.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
+
+    def _handle(self, run: Run, attempt: Attempt) -> Outcome:
+        entry = attempt.entry
         log = logger.bind(
             run_id=str(run.pk), attempt=entry.attempts, executor_id=run.executor.name, trace_id=run.trace_id
         )
         structlog.contextvars.bind_contextvars(run_id=str(run.pk), trace_id=run.trace_id)
         try:
-            return self._attempt(run, entry, client_for(run.executor), log)
+            return self._attempt(run, attempt, client_for(run.executor), log)
         except ExecutorError as exc:
             log.warning(
                 "run_attempt_failed",
@@ -70,9 +88,9 @@ class RunHandler:
         )
 
     # --- one attempt ------------------------------------------------------------------------------------
-    def _attempt(self, run: Run, entry: QueueEntry, client: ExecutorClient, log) -> Outcome:
+    def _attempt(self, run: Run, attempt: Attempt, client: ExecutorClient, log) -> Outcome:
         if run.cancel_requested:
-            return self._cancel(run, entry, client, log)
+            return self._cancel(run, attempt, client, log)
         if run.status == RunStatus.QUEUED:
             reply = client.start_run(
                 run_id=str(run.pk),
@@ -85,7 +103,7 @@ class RunHandler:
             log.info("run_started_on_executor", executor_attempts=reply.attempts)
         if run.status == RunStatus.WAITING_HUMAN:  # answers exist only for a run that asked
             self._deliver_answers(run, client, log)
-        return self._follow(run, entry, client, log)
+        return self._follow(run, attempt, client, log)
 
     def _deliver_answers(self, run: Run, client: ExecutorClient, log) -> None:
         answered = HumanLoopRequest.objects.filter(run=run, status=HumanLoopStatus.ANSWERED)
@@ -101,28 +119,28 @@ class RunHandler:
             )
             log.info("human_answer_delivered", request_id=str(request.pk))
 
-    def _cancel(self, run: Run, entry: QueueEntry, client: ExecutorClient, log) -> Outcome:
+    def _cancel(self, run: Run, attempt: Attempt, client: ExecutorClient, log) -> Outcome:
         try:
             client.cancel_run(str(run.pk), traceparent=traceparent(run))
         except ExecutorError as exc:
             if exc.status != 404:  # an executor that never heard of the run has nothing to stop
                 raise
             with transaction.atomic():
-                lease_fence(entry)
+                lease_fence(attempt.entry)
             services.run_finish(
                 run_id=run.pk, status=RunStatus.CANCELLED, code="cancelled", message="Cancelled."
             )
             return Outcome.done()
         log.info("run_cancel_sent")
-        return self._follow(run, entry, client, log)
+        return self._follow(run, attempt, client, log)
 
-    def _follow(self, run: Run, entry: QueueEntry, client: ExecutorClient, log) -> Outcome:
+    def _follow(self, run: Run, attempt: Attempt, client: ExecutorClient, log) -> Outcome:
         """Store the executor's events until the run parks or ends; resume a cut stream where it broke."""
         resumes = 0
         while True:
             consumed_before = run.executor_seq
             try:
-                return self._consume(run, entry, client)
+                return self._consume(run, attempt, client)
             except ExecutorError as exc:
                 progressed = run.executor_seq > consumed_before
                 if exc.error_class != "network" or not progressed or resumes >= MAX_RESUMES:
@@ -130,12 +148,12 @@ class RunHandler:
                 resumes += 1
                 log.info("run_stream_resumed", after=run.executor_seq, error=str(exc)[:200])
 
-    def _consume(self, run: Run, entry: QueueEntry, client: ExecutorClient) -> Outcome:
+    def _consume(self, run: Run, attempt: Attempt, client: ExecutorClient) -> Outcome:
         next_cancel_check = time.monotonic() + CANCEL_CHECK_S
         batches = client.iter_event_batches(str(run.pk), after=run.executor_seq, traceparent=traceparent(run))
         with contextlib.closing(batches):
             for batch in batches:
-                run = self._store(run, entry, batch)
+                run = self._store(run, attempt, batch)
                 if run.is_terminal:
                     services.session_release_next(run_id=run.pk, session_id=run.session_id)
                     return Outcome.done()
@@ -151,12 +169,17 @@ class RunHandler:
         raise ExecutorError("network", "the event stream ended before the run finished")
 
     @staticmethod
-    def _store(run: Run, entry: QueueEntry, batch: list[ExecutorEvent]) -> Run:
+    def _store(run: Run, attempt: Attempt, batch: list[ExecutorEvent]) -> Run:
         events = [NewEvent(e.type, e.data) for e in batch if e.type in EVENT_TYPES and e.type != "run.queued"]
         with transaction.atomic():
             stored, _ = append_events(
-                run_id=run.pk, events=events, executor_seq=batch[-1].seq, fence=lambda: lease_fence(entry)
+                run_id=run.pk,
+                events=events,
+                executor_seq=batch[-1].seq,
+                fence=lambda: lease_fence(attempt.entry),
+                count_attempt=not attempt.counted,
             )
+        attempt.counted = True
         return stored
 
 

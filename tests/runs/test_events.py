@@ -48,3 +48,40 @@ def test_projections_apply_inside_a_long_batch(run):
     assert (run.status, run.last_seq) == (RunStatus.SUCCEEDED, len(events) + 1)
     assert run.started_at is not None
     assert run.finished_at is not None
+
+
+def test_finishing_a_run_that_asked_closes_its_open_questions_even_in_a_later_batch(run):
+    from runs.models import HumanLoopRequest, HumanLoopStatus
+
+    with transaction.atomic():
+        append_events(
+            run_id=run.pk,
+            events=[
+                NewEvent("run.started", {}),
+                NewEvent("human_loop.request", {"request_id": "q1", "question": "Go?"}),
+                NewEvent("human_loop.request", {"request_id": "q2", "question": "Really?"}),
+                NewEvent("human_loop.reply", {"request_id": "q1"}),
+            ],
+        )
+    run.refresh_from_db()
+    assert run.asked_human
+    assert HumanLoopRequest.objects.get(run=run, external_id="q2").status == HumanLoopStatus.PENDING
+    with transaction.atomic():
+        append_events(run_id=run.pk, events=[NewEvent("run.finished", {"status": "succeeded"})])
+    assert set(HumanLoopRequest.objects.filter(run=run).values_list("status", flat=True)) == {
+        HumanLoopStatus.CLOSED
+    }
+
+
+def test_finishing_a_run_that_never_asked_touches_no_question(run):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        append_events(
+            run_id=run.pk,
+            events=[NewEvent("run.started", {}), NewEvent("run.finished", {"status": "succeeded"})],
+        )
+    assert not [q for q in queries.captured_queries if "runs_humanlooprequest" in q["sql"]]
+    run.refresh_from_db()
+    assert (run.status, run.asked_human) == (RunStatus.SUCCEEDED, False)
