@@ -10,6 +10,8 @@ runaway clients, not fair-share scheduling).
 
 from __future__ import annotations
 
+from django.core.cache import cache as default_cache
+from django.core.cache import caches
 from rest_framework import throttling
 
 from controlplane.cache import SharedRedisCache
@@ -29,6 +31,8 @@ class WindowedRateThrottle(throttling.SimpleRateThrottle):
 
     def _increment(self, key: str) -> int:
         cache = self.cache
+        if cache is default_cache:  # DRF's default is the proxy to the "default" backend
+            cache = caches["default"]
         if isinstance(cache, SharedRedisCache):
             full_key = cache.make_and_validate_key(key)
             pipe = cache._cache.get_client(full_key, write=True).pipeline(transaction=False)

@@ -37,15 +37,18 @@ def test_starts_beyond_the_rate_are_429_with_the_wait_and_other_users_are_not_af
     assert start(api_as(outsider)).status_code == 201
 
 
-def test_the_counter_is_one_expiring_key_per_window(api_as, member, three_per_minute):
+def test_the_counter_is_one_expiring_key_per_window(api_as, member, three_per_minute, monkeypatch):
     from django.core.cache import caches
 
     backend = caches["default"]
     if not isinstance(backend, SharedRedisCache):
         pytest.skip("needs the Redis cache")
     AppFactory(slug="demo")
+    calls = []
+    monkeypatch.setattr(backend, "incr", lambda *a, **k: calls.append(a))  # the generic two-trip path
     start(api_as(member))
     start(api_as(member))
+    assert calls == []  # one pipelined round trip instead
     client = backend._cache.get_client(write=False)
     keys = list(client.keys("*throttle_user_*"))
     assert len(keys) == 1
