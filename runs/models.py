@@ -28,6 +28,9 @@ class Session(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sessions")
     app = models.ForeignKey("agents.App", on_delete=models.PROTECT, related_name="sessions")
     title = models.CharField(max_length=200, blank=True)
+    queued_runs = models.BooleanField(
+        default=False, help_text="A run was once queued behind another here (finishing a run looks for it)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

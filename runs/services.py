@@ -6,7 +6,7 @@ import secrets
 import uuid
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agents.selectors import executor_for_app
@@ -108,6 +108,8 @@ def _create_run(*, user, app, input, session_id, multitask, idempotency_key, pri
         idempotency_key=idempotency_key,
     )
     queue.entry_enqueue(run_id=run.pk, priority=priority, parked=active is not None)
+    if active is not None and not session.queued_runs:  # under the session's row lock (_session_for)
+        Session.objects.filter(pk=session.pk).update(queued_runs=True)
     # The first event needs no lock or projection: nothing else can see the run before this commits.
     queued = RunEvent.objects.create(run=run, seq=1, type="run.queued", data=queued_event_data(run))
     transaction.on_commit(lambda: streaming.publish(run.pk, [queued]))
@@ -164,9 +166,16 @@ def run_finish(*, run_id, status: str, code: str = "", message: str = "") -> Non
 
 
 def session_release_next(*, run_id, session_id=None) -> None:
-    """When a run ends, let the next run queued behind it in the same session start."""
+    """When a run ends, let the next run queued behind it in the same session start.
+
+    A start takes the session's row lock to decide whether to queue behind an active run, so this first
+    waits on that lock (one statement): afterwards either the start has committed its queued run, or it
+    will see this run finished and not queue at all. Most sessions never queued anything
+    (``Session.queued_runs``), and then that one statement is all this costs."""
     if session_id is None:
         session_id = Run.objects.filter(pk=run_id).values_list("session_id", flat=True).first()
+    if not _session_queued_runs(session_id):
+        return
     waiting = (
         Run.objects.filter(session_id=session_id, status=RunStatus.QUEUED, executor_seq=0)
         .exclude(pk=run_id)
@@ -181,6 +190,17 @@ def session_release_next(*, run_id, session_id=None) -> None:
         ).exists()
     ):
         queue.entry_unpark(run_id=waiting)
+
+
+def _session_queued_runs(session_id) -> bool:
+    if connection.vendor == "postgresql":
+        # In autocommit the lock lasts for this statement only: it is the wait that matters.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT queued_runs FROM runs_session WHERE id = %s FOR UPDATE", [session_id])
+            row = cursor.fetchone()
+        return bool(row and row[0])
+    with transaction.atomic():  # SQLite: BEGIN IMMEDIATE waits for the start's write transaction
+        return bool(Session.objects.filter(pk=session_id).values_list("queued_runs", flat=True).first())
 
 
 def human_loop_reply(*, user, request_id: uuid.UUID, answer: str) -> HumanLoopRequest:

@@ -244,3 +244,62 @@ def test_a_reply_that_races_the_worker_parking_is_not_lost(member, waiting_run):
 def test_api_runs_need_authentication(api, db):
     assert api.get("/api/runs/").status_code == 401
     assert api.post("/api/human-loop/reply", {}).status_code == 401
+
+
+def test_a_run_queued_behind_another_starts_when_it_finishes(api_as, member, app):
+    from runs.models import Session
+    from runs.services import run_finish
+
+    client = api_as(member)
+    first = start(client).json()
+    assert not Session.objects.get(pk=first["session_id"]).queued_runs
+    second = start(client, session_id=first["session_id"], multitask="enqueue").json()
+    assert Session.objects.get(pk=first["session_id"]).queued_runs
+    run_finish(run_id=first["id"], status=RunStatus.FAILED, code="test", message="done")
+    assert QueueEntry.objects.get(run_id=second["id"]).state == State.READY
+
+
+def test_finishing_waits_for_a_start_that_is_queueing_behind_the_run(transactional_db, member):
+    """The start decided to queue (the first run was active) but has not committed when the first run
+    finishes: the release must wait for it, or the queued run would stay parked for ever."""
+    import time
+
+    from django.db import transaction
+
+    from runs.services import run_start, session_release_next
+
+    app = AppFactory(slug="demo")
+    first, _ = run_start(user=member, app=app, input={})
+    deciding, commit = threading.Event(), threading.Event()
+    queued: list = []
+
+    def start_in_progress():
+        try:
+            with transaction.atomic():
+                run, _ = run_start(
+                    user=member, app=app, input={}, session_id=first.session_id, multitask="enqueue"
+                )
+                queued.append(run)
+                deciding.set()
+                commit.wait(10)
+        finally:
+            connection.close()
+
+    def finish_first():
+        try:
+            session_release_next(run_id=first.pk, session_id=first.session_id)
+        finally:
+            connection.close()
+
+    starter = threading.Thread(target=start_in_progress)
+    starter.start()
+    assert deciding.wait(10)
+    Run.objects.filter(pk=first.pk).update(status=RunStatus.SUCCEEDED)  # the first run has finished
+    finisher = threading.Thread(target=finish_first)
+    finisher.start()
+    time.sleep(0.3)
+    assert finisher.is_alive()  # waiting for the start's transaction
+    commit.set()
+    starter.join(10)
+    finisher.join(10)
+    assert QueueEntry.objects.get(run_id=queued[0].pk).state == State.READY
