@@ -1,7 +1,9 @@
 """End-to-end run benchmark: PostgreSQL, Redis, one web process (uvicorn), worker processes and the
 reference executor, all on this machine.
 
-1. Runs per second end to end (POST /api/runs/start → run.finished read on its SSE stream), p50/p99.
+1. Runs per second end to end (POST /api/runs/start → run.finished read on its SSE stream), p50/p99, with
+   16 clients each starting a run as soon as its last one finished (closed loop: latency = clients / rate);
+   then latency at fixed arrival rates below that capacity (open loop).
 2. One run streaming N message.delta events: events/s persisted and delivered to an SSE client.
 3. Fan-out: SSE clients held open on one web process while a separate process publishes timestamped events
    (one run's channel; then runs × clients): delivery latency p50/p99, losses, server memory per stream.
@@ -162,6 +164,56 @@ def runs_per_second(stack: Stack, runs: int, concurrency: int) -> None:
         f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms ({runs} runs)"
     )
     print("    CPU per run: " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in cpu.items()))
+
+
+async def open_loop_run(port: int, token: str, started: float) -> float:
+    """POST /api/runs/start over a fresh connection and read until run.finished; seconds from ``started``
+    (the time the run was due, so a late start counts against the system, not the generator)."""
+    body = b'{"app":"instant","input":{}}'
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            b"POST /api/runs/start HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token "
+            + token.encode()
+            + b"\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            + b"Content-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        seen = b""
+        while b"event: run.finished" not in seen:
+            chunk = await reader.read(65536)
+            if not chunk:
+                raise SystemExit(f"stream ended before run.finished: {seen[-300:]!r}")
+            seen = seen[-64:] + chunk
+        if b'"status":"succeeded"' not in seen and b'"status": "succeeded"' not in seen:
+            raise SystemExit(f"run did not succeed: {seen[-300:]!r}")
+        return time.perf_counter() - started
+    finally:
+        writer.close()
+
+
+async def open_loop(stack: Stack, rate: float, seconds: float) -> list[float]:
+    """Start runs at a fixed rate whatever the answers (as independent users would), for ``seconds``."""
+    count = int(rate * seconds)
+    began = time.perf_counter()
+    tasks = []
+    for i in range(count):
+        due = began + i / rate
+        await asyncio.sleep(max(due - time.perf_counter(), 0))
+        tasks.append(asyncio.create_task(open_loop_run(stack.port, stack.token, due)))
+    return sorted(await asyncio.gather(*tasks))
+
+
+def latency_at_rates(stack: Stack, rates: list[float], seconds: float) -> None:
+    print(f"  latency at a fixed arrival rate (open loop, {seconds:.0f} s each, POST → run.finished):")
+    for rate in rates:
+        latencies = asyncio.run(open_loop(stack, rate, seconds))
+        print(
+            f"    {rate:>4.0f} runs/s offered: p50 {statistics.median(latencies) * 1000:.0f} ms, "
+            f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms ({len(latencies)} runs)"
+        )
 
 
 def one_long_run(stack: Stack, count: int) -> None:
@@ -336,7 +388,10 @@ def main() -> None:
     parser.add_argument("--flood", type=int, default=20_000)
     parser.add_argument("--streams", type=int, default=1500)
     parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--parts", default="rate,flood,fanout", help="comma-separated: rate, flood, fanout")
+    parser.add_argument("--rates", default="5,10,20,25", help="offered runs/s for the open-loop latency part")
+    parser.add_argument(
+        "--parts", default="rate,latency,flood,fanout", help="comma-separated: rate, latency, flood, fanout"
+    )
     args = parser.parse_args()
     with scratch_database("cp_bench_runs") as url:
         stack = Stack(url, args.workers)
@@ -348,6 +403,8 @@ def main() -> None:
             parts = set(args.parts.split(","))
             if "rate" in parts:
                 runs_per_second(stack, args.runs, args.concurrency)
+            if "latency" in parts:
+                latency_at_rates(stack, [float(r) for r in args.rates.split(",")], 10)
             if "flood" in parts:
                 one_long_run(stack, args.flood)
             if "fanout" in parts:
