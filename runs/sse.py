@@ -105,69 +105,86 @@ async def _stream(
     listener: live.Listener | None = None,
     known: list[live.Block] | None = None,
 ) -> AsyncIterator[bytes]:
-    parsed = parse_channel(channel)
-    assert parsed is not None
-    kind, run_id = parsed
-    contiguous = kind != TODOS_PREFIX  # the todos channel carries a subset of seqs: gaps are normal
     hub = live.hub()
     if listener is None:
         await hub.wait_subscribed()
     # Registered before the first read (or before the first event): whatever is published after it reaches us.
-    listener = hub.add(channel, listener)
+    stream = _ChannelStream(channel, hub.add(channel, listener), after)
     try:
-        last, out, first_read, need_read = after, [OPENING], True, known is None
-        if known is not None:
-            listener.pending[:0] = known
+        async for chunk in stream.chunks(known=known, end_on_finish=end_on_finish):
+            yield chunk
+    finally:
+        hub.remove(stream.listener)
+
+
+class _ChannelStream:
+    """One client's position in a channel: what it has been sent (``last``) and what is waiting for it."""
+
+    def __init__(self, channel: str, listener: live.Listener, after: int) -> None:
+        parsed = parse_channel(channel)
+        assert parsed is not None
+        self.channel, self.listener, self.last = channel, listener, after
+        self.kind, self.run_id = parsed
+        self.contiguous = self.kind != TODOS_PREFIX  # the todos channel carries some seqs: gaps are normal
+        self.out: list[bytes] = [OPENING]
+
+    async def chunks(self, *, known: list[live.Block] | None, end_on_finish: bool) -> AsyncIterator[bytes]:
+        listener = self.listener
+        need_read, first_read = known is None, True
+        listener.pending[:0] = known or []
         while True:
-            over = False
+            over, more = False, False
             if need_read:
-                need_read = listener.resync = False
-                blocks, current, active = await _read(channel, run_id, kind, last)
-                if first_read and last > current:  # the client is ahead of the run: start again from it
-                    out.append(_reset(channel, current))
-                    last = current
-                    blocks, current, active = await _read(channel, run_id, kind, last)
+                listener.resync = need_read = False
+                over, more = await self._catch_up(first_read)
                 first_read = False
-                for block in blocks:
-                    if block.seq > last:
-                        out.append(block.text)
-                        last = block.seq
-                        over = over or block.final
-                if len(blocks) == READ_LIMIT:  # more history: send this, read on before live events
-                    yield b"".join(out)
-                    out, need_read = [], True
-                    continue
-                over = over or not active  # all read and the run is over: nothing more will come
-            if not over:
-                pending, listener.pending = listener.pending, []
-                for block in pending:
-                    if block.seq <= last:
-                        continue  # already sent: storage and live delivery overlap
-                    if contiguous and block.seq != last + 1:
-                        need_read = True  # a batch was missed: storage has it
-                        break
-                    out.append(block.text)
-                    last = block.seq
-                    if block.final:
-                        over = True
-                        break
-            if out:
-                yield b"".join(out)
-                out = []
+            if not over and not more:
+                over, need_read = self._take_live()
+            if self.out:
+                yield b"".join(self.out)
+                self.out = []
             if over and end_on_finish:
                 return
-            if listener.idle:
+            if listener.idle:  # nothing for a whole sweep: keep the connection alive, re-check storage
                 listener.idle = False
-                out.append(KEEP_ALIVE)  # and re-check storage, in case a publish was lost
+                self.out.append(KEEP_ALIVE)
                 need_read = True
-            if need_read or listener.resync:
-                need_read = True
+            need_read = need_read or more or listener.resync
+            if need_read:
                 continue
             listener.wake.clear()
-            if not listener.pending and not listener.resync:
+            if not listener.pending:
                 await listener.wake.wait()
-    finally:
-        hub.remove(listener)
+
+    async def _catch_up(self, first_read: bool) -> tuple[bool, bool]:
+        """Send what storage has after ``last``; returns (nothing more will come, more history to read)."""
+        blocks, current, active = await _read(self.channel, self.run_id, self.kind, self.last)
+        if first_read and self.last > current:  # the client is ahead of the run: start again from its end
+            self.out.append(_reset(self.channel, current))
+            self.last = current
+            blocks, current, active = await _read(self.channel, self.run_id, self.kind, self.last)
+        finished = False
+        for block in blocks:
+            if block.seq > self.last:
+                self.out.append(block.text)
+                self.last = block.seq
+                finished = finished or block.final
+        more = len(blocks) == READ_LIMIT
+        return finished or (not more and not active), more
+
+    def _take_live(self) -> tuple[bool, bool]:
+        """Send what live delivery brought; returns (the run finished, storage must be read: a gap)."""
+        pending, self.listener.pending = self.listener.pending, []
+        for block in pending:
+            if block.seq <= self.last:
+                continue  # already sent: storage and live delivery overlap
+            if self.contiguous and block.seq != self.last + 1:
+                return False, True  # something was missed: storage has it
+            self.out.append(block.text)
+            self.last = block.seq
+            if block.final:
+                return True, False
+        return False, False
 
 
 def _reset(channel: str, current: int) -> bytes:

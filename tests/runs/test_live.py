@@ -363,3 +363,27 @@ def test_a_malformed_message_is_ignored(hub, run):
         await stream.aclose()
 
     run_scenario(scenario)
+
+
+def test_the_todos_stream_of_a_finished_run_waits_quietly(local, run, monkeypatch):
+    import runs.sse
+
+    append(run, "todo.update", "run.finished", todos=[{"id": "t1", "title": "Plan"}], status="succeeded")
+    reads = []
+    original = runs.sse._read
+
+    async def counting(*args):
+        reads.append(args)
+        return await original(*args)
+
+    monkeypatch.setattr(runs.sse, "_read", counting)
+
+    async def scenario():
+        stream = _stream(todos_channel(run.pk), after=0, end_on_finish=False)
+        assert seqs(await next_chunk(stream)) == [2]
+        with pytest.raises(TimeoutError):
+            await next_chunk(stream, timeout=0.3)  # it waits for live events or the next sweep
+        assert len(reads) == 1
+        await stream.aclose()
+
+    run_scenario(scenario)
