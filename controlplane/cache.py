@@ -17,6 +17,11 @@ from django.utils.functional import cached_property
 
 
 class SharedRedisCache(RedisCache):
+    # Set by RedisCache.__init__ (not in django-stubs).
+    _servers: list[str]
+    _options: dict[str, Any]
+    _class: type
+
     _clients: ClassVar[dict[tuple, Any]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
 

@@ -18,6 +18,11 @@ from controlplane.cache import SharedRedisCache
 
 
 class WindowedRateThrottle(throttling.SimpleRateThrottle):
+    num_requests: int
+    duration: int
+    now: float
+    window_end: float
+
     def allow_request(self, request, view) -> bool:
         if self.rate is None:
             return True

@@ -69,7 +69,7 @@ def _drop_broken_connection() -> None:
     connection that broke while idle fails the next run's first query; that attempt is retried and the
     error makes the following check test and replace the connection."""
     connection.close_if_unusable_or_obsolete()
-    connection.health_check_done = True
+    connection.health_check_done = True  # type: ignore[attr-defined]  # Django ≥ 4.1, not in the stubs
 
 
 @dataclass

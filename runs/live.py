@@ -176,7 +176,7 @@ class LiveHub:
 
         failures = 0
         while True:
-            client = Redis(**redis_kwargs())
+            client = Redis(**(redis_kwargs() or {}))
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(REDIS_CHANNEL)

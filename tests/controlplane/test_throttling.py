@@ -16,7 +16,7 @@ def _fresh_counters():
 
 
 @pytest.fixture
-def three_per_minute(monkeypatch):
+def three_per_minute(monkeypatch, throttle_clock):
     monkeypatch.setattr(UserRateThrottle, "rate", "3/min", raising=False)
 
 
