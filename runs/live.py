@@ -33,6 +33,9 @@ SUBSCRIBE_WAIT_S = 5.0
 BACKOFF_MAX_S = 5.0
 MAX_PENDING = 500  # events held for one slow stream before it falls back to reading storage
 SWEEP_S = 10.0  # a stream quiet for one to two sweeps gets a keep-alive
+# A stream quiet for this many sweeps (drawn per stream, so streams do not all read at once) re-reads
+# storage, in case a publish was lost while this process's subscription stayed up.
+RECHECK_SWEEPS = (3, 6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +62,9 @@ class Listener:
     pending: list[Block] = field(default_factory=list)
     resync: bool = False  # live delivery may have missed something: read storage
     touched: bool = True  # something was delivered since the last sweep
-    idle: bool = False  # nothing for a whole sweep: send a keep-alive (and re-check storage)
+    idle: bool = False  # nothing for a whole sweep: send a keep-alive
+    quiet_sweeps: int = 0
+    recheck_after: int = field(default_factory=lambda: random.randint(*RECHECK_SWEEPS))
     attached: bool = True  # a stream reads it (a listener registered ahead of its stream is not, yet)
 
 
@@ -108,13 +113,17 @@ class LiveHub:
 
     def sweep(self) -> None:
         for listener in self._all():
-            if not listener.touched:
-                if not listener.attached:
-                    self.remove(listener)  # registered ahead for a stream that never started
-                    continue
-                listener.idle = True
-                listener.wake.set()
-            listener.touched = False
+            if listener.touched:
+                listener.touched, listener.quiet_sweeps = False, 0
+                continue
+            if not listener.attached:
+                self.remove(listener)  # registered ahead for a stream that never started
+                continue
+            listener.idle = True
+            listener.quiet_sweeps += 1
+            if listener.quiet_sweeps >= listener.recheck_after:
+                listener.quiet_sweeps, listener.resync = 0, True
+            listener.wake.set()
 
     def remove(self, listener: Listener) -> None:
         with self._lock:
@@ -257,7 +266,7 @@ def publish(batches: Iterable[tuple[str, list[Block]]]) -> None:
             pipe.execute()
         except RedisError as exc:
             # The events are stored: streams find them on their next storage read (a later batch's gap,
-            # or their idle re-check), so a lost publish is late delivery, not loss.
+            # or their re-check after 30-60 s of quiet), so a lost publish is late delivery, not loss.
             logger.warning("live_publish_failed", error=str(exc)[:300], channels=len(batches))
         return
     loop = _hub.loop

@@ -6,8 +6,8 @@ handling keep working; a request that came through Pushpin is answered by django
 with a GRIP hold. Everything else is served here, on the event loop, from ``runs.live``:
 
 * the stream subscribes before it reads storage, and reads storage again whenever live delivery cannot
-  prove it is complete (a gap in seqs, an overflowing buffer, a re-established subscription, or 10-20 s
-  of silence, when it also sends a keep-alive), so no event is ever missed; none is sent twice either
+  prove it is complete (a gap in seqs, an overflowing buffer, a re-established subscription, or 30-60 s
+  of silence; a keep-alive goes out after 10-20 s), so no event is ever missed; none is sent twice either
   (ids are seqs: anything at or below the last one sent is dropped);
 * an event is encoded once per channel, not once per stream, and a stream costs no thread while it waits.
 """
@@ -145,15 +145,15 @@ class _ChannelStream:
                 self.out = []
             if over and end_on_finish:
                 return
-            if listener.idle:  # nothing for a whole sweep: keep the connection alive, re-check storage
+            if listener.idle:  # nothing for a whole sweep: keep the connection alive through proxies
                 listener.idle = False
-                self.out.append(KEEP_ALIVE)
-                need_read = True
+                yield KEEP_ALIVE
             need_read = need_read or more or listener.resync
             if need_read:
                 continue
+            # Anything signalled while this stream was suspended at a yield is in these flags.
             listener.wake.clear()
-            if not listener.pending:
+            if not (listener.pending or listener.idle or listener.resync):
                 await listener.wake.wait()
 
     async def _catch_up(self, first_read: bool) -> tuple[bool, bool]:

@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from runs import live
 from runs.events import NewEvent, append_events
 from runs.models import Run
-from runs.sse import _stream
+from runs.sse import KEEP_ALIVE, _stream
 from runs.streaming import encode, run_channel, todos_channel
 from tests.factories import AppFactory
 
@@ -214,16 +214,21 @@ def test_a_full_buffer_falls_back_to_storage(local, run, monkeypatch):
     run_scenario(scenario)
 
 
-def test_a_quiet_stream_gets_a_keep_alive_and_re_checks_storage(local, run):
+def test_a_quiet_stream_gets_keep_alives_and_later_re_checks_storage(local, run, monkeypatch):
+    monkeypatch.setattr(live, "RECHECK_SWEEPS", (3, 3))
+
     async def scenario():
         stream = _stream(run_channel(run.pk), after=0, end_on_finish=True)
         assert seqs(await next_chunk(stream)) == [1]
-        await asyncio.to_thread(live_publish_disabled, run, "message.delta")
-        local.sweep()  # delivered something since the last sweep? (the opening counts as activity)
-        local.sweep()
-        chunk = await next_chunk(stream)
-        assert chunk.startswith(b"event: keep-alive")
-        assert seqs(chunk) == [2]
+        await asyncio.to_thread(live_publish_disabled, run, "message.delta")  # a lost publish
+        local.sweep()  # the new stream counts as active until here
+        for _ in range(2):
+            local.sweep()  # quiet: a keep-alive, and no storage read yet
+            assert await next_chunk(stream) == KEEP_ALIVE
+        local.sweep()  # the third quiet sweep: storage is read, and a keep-alive goes out
+        both = await next_chunk(stream) + await next_chunk(stream)
+        assert seqs(both) == [2]
+        assert KEEP_ALIVE in both
         await stream.aclose()
 
     run_scenario(scenario)
