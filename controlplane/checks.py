@@ -48,7 +48,8 @@ def check_live_delivery(app_configs=None, **kwargs) -> list[CheckMessage]:
         Warning(
             f"`{command}` runs as a process of its own, but neither Redis (EVENTSTREAM_REDIS) nor GRIP "
             "(GRIP_URL) carries its events to the web processes.",
-            hint="Browsers watching a run then see its events only when they reconnect. Set REDIS_URL, or "
+            hint="Browsers watching a run then see its events only when their stream re-reads storage (after "
+            "30-60 s of quiet) or reconnects. Set REDIS_URL, or "
             "GRIP_URL with Pushpin in front of the web processes, or run everything in one process with "
             "`manage.py standalone`.",
             id="controlplane.W001",
