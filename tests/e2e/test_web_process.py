@@ -35,6 +35,9 @@ def test_requests_share_a_fixed_set_of_threads_and_their_connections(transaction
         assert 1 <= len(first) <= 2  # at most one connection per thread, whatever the number of requests
         for _ in range(20):
             assert client.get("/api/runs/").status_code == 200
-        assert web_backends() == first  # the same connections, not new ones per request
+        after = web_backends()
+        # The same connections (a second thread of the two may have joined in), not new ones per request.
+        assert first <= after
+        assert len(after) <= 2
     finally:
         web.stop()
