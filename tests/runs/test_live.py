@@ -347,7 +347,7 @@ def test_a_lost_subscription_is_restored_and_streams_re_read_what_they_missed(hu
         await asyncio.to_thread(live_publish_disabled, run, "run.started", "message.delta")
         assert await asyncio.to_thread(kill_subscribers) >= 1
         assert seqs(await next_chunk(stream)) == [2, 3]  # redis-py resubscribed; the stream re-read storage
-        assert hub.subscriptions == 2
+        assert hub.subscriptions >= 2  # one more confirmation (or more, if a reconnect failed first)
         await asyncio.to_thread(append_from_thread, run, "message.stop")
         assert seqs(await next_chunk(stream)) == [4]  # and live delivery goes on
         await stream.aclose()
