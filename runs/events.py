@@ -85,7 +85,8 @@ def append_events(
     assert updated == 1, "run changed under its row lock"
     for name, value in fields.items():
         setattr(run, name, value)
-    run.attempts += 1 if count_attempt else 0
+    if count_attempt:
+        run.attempts += 1
     transaction.on_commit(lambda: streaming.publish(run.pk, rows))
     return run, rows
 

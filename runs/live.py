@@ -1,9 +1,9 @@
 """Live delivery of stored run events to the streams open in this process.
 
-Workers publish each stored batch once per channel, already encoded as SSE text, on one Redis pub/sub
-channel; every web process holds one subscription and fans each batch out to the streams open on that
-channel (``runs.sse``). Without Redis (standalone mode, or tests) ``publish`` hands the batch to this
-process's streams directly.
+Workers publish each stored batch once per channel (seq, type and data as JSON of each event) on one
+Redis pub/sub channel; every web process holds one subscription, renders each event as SSE once per
+channel and fans the batch out to the streams open on that channel (``runs.sse``). Without Redis
+(standalone mode, or tests) ``publish`` hands the batch to this process's streams directly.
 
 Storage, not pub/sub, is the source of truth: a stream reads ``RunEvent`` rows whenever live delivery
 cannot prove it is complete (a gap in seqs, a full buffer, a lost subscription), so pub/sub may be late
@@ -47,12 +47,13 @@ class Block:
     final: bool  # run.finished
 
 
-def sse_block(channel: str, seq: int, event_type: str, data_json: str) -> bytes:
-    return f"event: {event_type}\nid: {channel}:{seq}\ndata: {data_json}\n\n".encode()
+# A stored event as it is published: (seq, type, data as JSON).
+Published = tuple[int, str, str]
 
 
 def make_block(channel: str, seq: int, event_type: str, data_json: str) -> Block:
-    return Block(seq, sse_block(channel, seq, event_type, data_json), event_type == "run.finished")
+    text = f"event: {event_type}\nid: {channel}:{seq}\ndata: {data_json}\n\n".encode()
+    return Block(seq, text, event_type == "run.finished")
 
 
 @dataclass(eq=False, slots=True)
@@ -106,7 +107,8 @@ class LiveHub:
 
     async def _sweep_forever(self) -> None:
         """One timer for every stream instead of one per stream and wait: a stream that received
-        nothing for a whole sweep is woken to send a keep-alive and re-check storage."""
+        nothing for a whole sweep is woken to send a keep-alive, and after a few such sweeps to re-check
+        storage."""
         while True:
             await asyncio.sleep(SWEEP_S)
             self.sweep()
@@ -216,7 +218,7 @@ class LiveHub:
         try:
             message = json.loads(raw)
             channel = message["c"]
-            blocks = [Block(seq, text.encode(), final) for seq, text, final in message["b"]]
+            blocks = [make_block(channel, seq, event_type, data) for seq, event_type, data in message["e"]]
         except (ValueError, KeyError, TypeError):
             logger.warning("live_message_malformed", size=len(raw))
             return
@@ -250,18 +252,17 @@ def _redis_publisher():
         return _publisher
 
 
-def publish(batches: Iterable[tuple[str, list[Block]]]) -> None:
+def publish(batches: Iterable[tuple[str, list[Published]]]) -> None:
     """Send each channel's batch to every web process (Redis) or to this process's streams."""
-    batches = [(channel, blocks) for channel, blocks in batches if blocks]
+    batches = [(channel, events) for channel, events in batches if events]
     if not batches:
         return
     if redis_kwargs():
         from redis.exceptions import RedisError
 
         pipe = _redis_publisher().pipeline(transaction=False)
-        for channel, blocks in batches:
-            payload = [[b.seq, b.text.decode(), b.final] for b in blocks]
-            pipe.publish(REDIS_CHANNEL, json.dumps({"c": channel, "b": payload}, separators=(",", ":")))
+        for channel, events in batches:
+            pipe.publish(REDIS_CHANNEL, json.dumps({"c": channel, "e": events}, separators=(",", ":")))
         try:
             pipe.execute()
         except RedisError as exc:
@@ -270,7 +271,10 @@ def publish(batches: Iterable[tuple[str, list[Block]]]) -> None:
             logger.warning("live_publish_failed", error=str(exc)[:300], channels=len(batches))
         return
     loop = _hub.loop
-    if loop is None or loop.is_closed():
+    if loop is None:
         return  # no stream has opened in this process: nobody to tell
-    for channel, blocks in batches:
-        loop.call_soon_threadsafe(_hub.deliver, channel, blocks)
+    for channel, events in batches:
+        try:
+            loop.call_soon_threadsafe(_hub.deliver, channel, [make_block(channel, *e) for e in events])
+        except RuntimeError:  # the loop closed (the process is stopping): its streams are gone
+            return

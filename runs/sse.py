@@ -1,7 +1,7 @@
 """A run's channel over Server-Sent Events: its history from storage, then live events, in seq order.
 
 The wire format is django-eventstream's (``id: run-<uuid>:<seq>``, a ``stream-open`` event first,
-``stream-reset`` for a client that is ahead, ``keep-alive`` every 20 s), so its clients and Pushpin's GRIP
+``stream-reset`` for a client that is ahead, ``keep-alive`` events), so its clients and Pushpin's GRIP
 handling keep working; a request that came through Pushpin is answered by django-eventstream's own view
 with a GRIP hold. Everything else is served here, on the event loop, from ``runs.live``:
 

@@ -55,29 +55,16 @@ def encode(data) -> str:
 def publish(run_id, events: Iterable) -> None:
     """Deliver stored events to live streams (called after the transaction that stored them commits):
     one batch per channel through ``runs.live``, and each event to Pushpin when GRIP is configured."""
-    events = list(events)
     run, todos = run_channel(run_id), todos_channel(run_id)
-    encoded = [(event, encode(event.data)) for event in events]
-    live.publish(
-        [
-            (run, [live.make_block(run, e.seq, e.type, data) for e, data in encoded]),
-            (
-                todos,
-                [
-                    live.make_block(todos, e.seq, e.type, data)
-                    for e, data in encoded
-                    if e.type == "todo.update"
-                ],
-            ),
-        ]
-    )
+    encoded = [(event.seq, event.type, encode(event.data)) for event in events]
+    todo_updates = [event for event in encoded if event[1] == "todo.update"]
+    live.publish([(run, encoded), (todos, todo_updates)])
     if getattr(settings, "GRIP_URL", None) or getattr(settings, "GRIP_PROXIES", None):
         from django_eventstream.utils import publish_event
 
-        for event, data in encoded:
-            publish_event(run, event.type, data, str(event.seq), str(event.seq - 1), blocking=False)
-            if event.type == "todo.update":
-                publish_event(todos, event.type, data, str(event.seq), str(event.seq - 1), blocking=False)
+        for channel, batch in ((run, encoded), (todos, todo_updates)):
+            for seq, event_type, data in batch:
+                publish_event(channel, event_type, data, str(seq), str(seq - 1), blocking=False)
 
 
 class RunEventStorage(StorageBase):
