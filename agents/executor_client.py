@@ -410,13 +410,34 @@ class ExecutorClient:
                         last = event.seq
                         batch.append(event)
                         if event.terminal:
-                            yield batch
+                            try:
+                                yield batch
+                            finally:
+                                _release_for_reuse(response)
                             return
                     if batch:
                         yield batch
             except requests.RequestException as exc:
                 raise _transport_error(exc, where, attempts) from exc
         raise ExecutorError("network", f"{where}: the stream ended after seq {last}, before the run finished")
+
+
+DRAIN_TIMEOUT_S = 0.05
+
+
+def _release_for_reuse(response: requests.Response) -> None:
+    """After the terminal event: read the end of the body so the connection goes back to the pool.
+
+    The executor ends the stream right after the terminal event (usually in the same packet); a stream
+    left unread is closed instead, and the next call pays for a new connection on both sides. An executor
+    that keeps the stream open gets ``DRAIN_TIMEOUT_S``, then the connection is closed as before.
+    """
+    connection = response.raw.connection
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        return
+    sock.settimeout(DRAIN_TIMEOUT_S)  # the pool sets the next request's timeouts afresh
+    response.raw.drain_conn()  # swallows a timeout or a reset; closing the response then drops the socket
 
 
 def config_for(executor: Executor) -> ExecutorConfig:

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 class Kind(StrEnum):
     DONE = "done"
+    COMPLETED = "completed"  # done, and the handler already marked the entry so (lease_complete)
     RETRY = "retry"
     FAIL = "fail"
     PARK = "park"
@@ -22,6 +23,11 @@ class Outcome:
     @classmethod
     def done(cls) -> Outcome:
         return cls(Kind.DONE)
+
+    @classmethod
+    def completed(cls) -> Outcome:
+        """Done, and already written: the handler called ``lease_complete`` in its last transaction."""
+        return cls(Kind.COMPLETED)
 
     @classmethod
     def park(cls) -> Outcome:

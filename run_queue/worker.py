@@ -241,7 +241,11 @@ class Worker:
         for entry in done:
             self._log_outcome(entry, "done" if entry.pk in completed else "lease_lost")
         for entry, outcome in finished:
-            if outcome is not None and outcome.kind != Kind.DONE:
+            if outcome is None:
+                continue
+            if outcome.kind == Kind.COMPLETED:
+                self._log_outcome(entry, "done")
+            elif outcome.kind != Kind.DONE:
                 self._settle_one(entry, outcome)
         for entry, _ in finished:
             self.in_hand.pop(entry.lease_token, None)  # type: ignore[arg-type]
@@ -294,13 +298,16 @@ class Worker:
             try:
                 close_old_connections()
                 held = services.leases_renew(lease_tokens=tokens)
+                lost = [e for token in set(tokens) - held if (e := self.in_hand.get(token)) is not None]
+                # A handler that completed its entry itself (Outcome.completed) no longer holds the lease
+                # and stays in hand until its outcome is read: that is not a loss.
+                finished = services.entries_done(ids=[entry.pk for entry in lost]) if lost else set()
             except DatabaseError as exc:
                 self.log.warning("lease_renewal_failed", error=str(exc)[:300])
                 connection.close()
                 return 0
-        for token in set(tokens) - held:
-            entry = self.in_hand.get(token)
-            if entry is not None:
+        for entry in lost:
+            if entry.pk not in finished:
                 self.log.warning("lease_lost", run_id=str(entry.run_id), attempt=entry.attempts)
         return len(held)
 

@@ -55,6 +55,7 @@ def append_events(
     executor_seq: int | None = None,
     fence: Callable[[], None] | None = None,
     count_attempt: bool = False,
+    locked: Run | None = None,
 ) -> tuple[Run, list[RunEvent]]:
     """Store ``events`` after the run's last one and apply them to its projections; publish after commit.
 
@@ -63,9 +64,10 @@ def append_events(
     worker checks its lease there): every writer locks the run row first, so locks are always taken in the
     same order (run, then queue entry, then human-loop requests) and two writers cannot deadlock.
     ``count_attempt`` adds one to ``Run.attempts`` in the same statement (a worker's first write of an
-    attempt).
+    attempt). ``locked`` is the run as the caller already locked it in this transaction (the worker locks
+    it together with its queue entry, in one statement).
     """
-    run = Run.objects.select_for_update().get(pk=run_id)
+    run = locked if locked is not None else Run.objects.select_for_update().get(pk=run_id)
     if fence is not None:
         fence()
     status_before = run.status

@@ -79,6 +79,10 @@ class Run(models.Model):
 
     objects = RunQuerySet.as_manager()
 
+    # Not a column: whether the run's session had queued runs, when a worker read it under the session's
+    # row lock in the transaction that ended the run (runs.orchestrator.lock_for_write); None when unread.
+    session_queued_runs: bool | None = None
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [

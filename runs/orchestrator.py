@@ -12,17 +12,17 @@ import time
 from dataclasses import dataclass
 
 import structlog
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from agents.executor_client import ExecutorClient, ExecutorError, ExecutorEvent, client_for
-from run_queue.models import QueueEntry
+from run_queue.models import QueueEntry, State
 from run_queue.outcomes import Outcome
-from run_queue.services import LeaseLost, lease_fence
+from run_queue.services import LeaseLost, lease_complete, lease_fence
 from runs import services
 from runs.events import EVENT_TYPES, NewEvent, append_events
-from runs.models import HumanLoopRequest, HumanLoopStatus, Run, RunStatus
+from runs.models import HumanLoopRequest, HumanLoopStatus, Run, RunStatus, Session
 
 logger = structlog.get_logger(__name__)
 
@@ -37,6 +37,7 @@ class Attempt:
 
     entry: QueueEntry
     counted: bool = False
+    completed: bool = False  # the queue entry was marked done with the run's last write
 
 
 class RunHandler:
@@ -155,8 +156,10 @@ class RunHandler:
             for batch in batches:
                 run = self._store(run, attempt, batch)
                 if run.is_terminal:
-                    services.session_release_next(run_id=run.pk, session_id=run.session_id)
-                    return Outcome.done()
+                    services.session_release_next(
+                        run_id=run.pk, session_id=run.session_id, queued_runs=run.session_queued_runs
+                    )
+                    return Outcome.completed() if attempt.completed else Outcome.done()
                 if run.status == RunStatus.WAITING_HUMAN:
                     if not _has_answer(run):
                         # A reply that lands after this check wakes the parked entry again (wake_requested).
@@ -170,17 +173,71 @@ class RunHandler:
 
     @staticmethod
     def _store(run: Run, attempt: Attempt, batch: list[ExecutorEvent]) -> Run:
+        """One transaction per received batch, fenced by the lease. The batch that ends the run also marks
+        the queue entry done, and locks the session's row (see ``services.session_release_next``)."""
         events = [NewEvent(e.type, e.data) for e in batch if e.type in EVENT_TYPES and e.type != "run.queued"]
+        finishing = batch[-1].terminal
         with transaction.atomic():
+            locked = lock_for_write(run.pk, attempt.entry, finishing=finishing)
             stored, _ = append_events(
                 run_id=run.pk,
+                locked=locked,
                 events=events,
                 executor_seq=batch[-1].seq,
-                fence=lambda: lease_fence(attempt.entry),
                 count_attempt=not attempt.counted,
             )
+            if finishing and stored.is_terminal:
+                lease_complete(attempt.entry)
+                attempt.completed = True
+            elif finishing:  # a run.finished that did not end the run (a status we do not know)
+                lease_fence(attempt.entry)
         attempt.counted = True
         return stored
+
+
+def lock_for_write(run_id, entry: QueueEntry, *, finishing: bool) -> Run:
+    """Lock the run's row for a write of this attempt, in one statement on PostgreSQL.
+
+    Usually together with the queue entry's row, which proves the lease (``lease_fence``: the row lock
+    makes a takeover wait for this transaction). For the run's last write, together with its session's
+    row instead, read into ``session_queued_runs``; the caller then fences with ``lease_complete``.
+    Rows are locked in the statement's table order — the run first, as every writer of a run does.
+    """
+    if connection.vendor != "postgresql":  # SQLite: one writer at a time, the same in three statements
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if finishing:
+            run.session_queued_runs = (
+                Session.objects.filter(pk=run.session_id).values_list("queued_runs", flat=True).first()
+            )
+        else:
+            lease_fence(entry)
+        return run
+    tables = {
+        "run": Run._meta.db_table,
+        "session": Session._meta.db_table,
+        "entry": QueueEntry._meta.db_table,
+    }
+    if finishing:
+        query = Run.objects.raw(_LOCK_WITH_SESSION.format(**tables), [run_id])
+    else:
+        params = [run_id, entry.pk, entry.lease_token, State.LEASED]
+        query = Run.objects.raw(_LOCK_WITH_LEASE.format(**tables), params)
+    locked = next(iter(query), None)
+    if locked is None:
+        raise LeaseLost()  # the lease moved on (or the run is gone: the next attempt finds out)
+    return locked
+
+
+_LOCK_WITH_LEASE = """
+    SELECT r.* FROM {run} r JOIN {entry} q ON q.run_id = r.id
+     WHERE r.id = %s AND q.id = %s AND q.lease_token = %s AND q.state = %s
+       FOR UPDATE OF r, q
+"""
+_LOCK_WITH_SESSION = """
+    SELECT r.*, s.queued_runs AS session_queued_runs FROM {run} r JOIN {session} s ON s.id = r.session_id
+     WHERE r.id = %s
+       FOR UPDATE OF r, s
+"""
 
 
 def _has_answer(run: Run) -> bool:

@@ -165,16 +165,20 @@ def run_finish(*, run_id, status: str, code: str = "", message: str = "") -> Non
     session_release_next(run_id=run_id)
 
 
-def session_release_next(*, run_id, session_id=None) -> None:
+def session_release_next(*, run_id, session_id=None, queued_runs: bool | None = None) -> None:
     """When a run ends, let the next run queued behind it in the same session start.
 
     A start takes the session's row lock to decide whether to queue behind an active run, so this first
     waits on that lock (one statement): afterwards either the start has committed its queued run, or it
     will see this run finished and not queue at all. Most sessions never queued anything
-    (``Session.queued_runs``), and then that one statement is all this costs."""
+    (``Session.queued_runs``), and then that one statement is all this costs. A worker that locked the
+    session's row in the transaction that ended the run passes what it read there as ``queued_runs``,
+    which saves that statement."""
     if session_id is None:
         session_id = Run.objects.filter(pk=run_id).values_list("session_id", flat=True).first()
-    if not _session_queued_runs(session_id):
+    if queued_runs is None:
+        queued_runs = _session_queued_runs(session_id)
+    if not queued_runs:
         return
     waiting = (
         Run.objects.filter(session_id=session_id, status=RunStatus.QUEUED, executor_seq=0)

@@ -259,3 +259,63 @@ def test_a_malformed_event_is_an_http_status_error():
         with pytest.raises(ExecutorError) as caught:
             drain(client.iter_events("r1"), [])
     assert (caught.value.error_class, caught.value.retryable) == ("http_status", False)
+
+
+def _pooled(client):
+    """The connection the client's pool would hand out next (left in the pool)."""
+    pools = client.session.get_adapter(client.config.base_url).poolmanager.pools
+    [pool] = [pools[key] for key in pools.keys()]  # noqa: SIM118 - the container only offers keys()
+    connection = pool.pool.get(block=False)
+    pool.pool.put(connection)
+    return connection
+
+
+def test_a_stream_read_to_its_terminal_event_gives_its_connection_back_for_the_next_call(executor):
+    client = executor.client()
+    local_addresses = set()
+    for _ in range(3):
+        run_id, _ = start(client)
+        batches = client.iter_event_batches(run_id)
+        for batch in batches:  # as the orchestrator does: stop at the terminal event, then close
+            if batch[-1].terminal:
+                break
+        batches.close()
+        connection = _pooled(client)
+        assert connection.sock is not None, "the connection was closed"
+        local_addresses.add(connection.sock.getsockname())
+    assert len(local_addresses) == 1
+
+
+def test_a_stream_held_open_after_its_terminal_event_is_dropped_without_waiting_for_it():
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    held = []
+
+    def serve():
+        conn, _ = listener.accept()
+        held.append(conn)
+        conn.recv(65536)
+        event = sse_event(1, "run.finished", {"status": "succeeded"})
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + f"{len(event):x}\r\n".encode()
+            + event
+            + b"\r\n"
+        )  # and never the last chunk
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client = ExecutorClient(ExecutorConfig("x", f"http://127.0.0.1:{port}", "t"))
+    began = time.monotonic()
+    batches = client.iter_event_batches("r1")
+    assert [e.type for e in next(batches)] == ["run.finished"]
+    batches.close()
+    assert time.monotonic() - began < 1
+    connection = _pooled(client)
+    assert connection is None or connection.sock is None  # nothing half-read was kept
+    thread.join(5)
+    for conn in held:
+        conn.close()
+    listener.close()

@@ -100,3 +100,17 @@ def test_claim_plan_walks_the_partial_index_with_many_finished_rows(db):
     assert "Index Scan using run_queue_ready_idx" in ready_branch, plan
     assert "Sort" not in ready_branch, plan  # walks the index in order, stops after the batch
     assert "Seq Scan" not in plan, plan  # the expired-lease branch only touches leased rows too
+
+
+def test_lease_complete_marks_the_entry_done_only_for_the_lease_holder(db, enqueue):
+    from run_queue.services import LeaseLost, lease_complete
+
+    enqueue()
+    entry = claim_batch(owner="w1", limit=1, lease_seconds=30)[0]
+    stale = QueueEntry(pk=entry.pk, lease_token=uuid.uuid4())
+    with pytest.raises(LeaseLost), transaction.atomic():
+        lease_complete(stale)
+    assert QueueEntry.objects.get(pk=entry.pk).state == State.LEASED
+    with transaction.atomic():
+        lease_complete(entry)
+    assert QueueEntry.objects.get(pk=entry.pk).state == State.DONE

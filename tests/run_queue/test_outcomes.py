@@ -131,3 +131,42 @@ def test_a_lease_reclaimed_past_max_attempts_goes_dead_without_running(db, enque
     assert final.state == State.DEAD
     assert final.last_error_class == "lease_expired"
     assert handler.dead == [entry.run_id]
+
+
+def test_a_handler_that_completes_its_entry_with_its_last_write_is_settled_without_another(
+    transactional_db, enqueue, make_worker
+):
+    from django.db import transaction
+    from structlog.testing import capture_logs
+
+    def completing(entry):
+        with transaction.atomic():
+            services.lease_complete(entry)
+        return Outcome.completed()
+
+    worker = make_worker(Recording(completing))
+    entry = enqueue()[0]
+    [claimed] = worker.claim(1)
+    worker.results.put((claimed, worker.process(claimed)))
+    assert QueueEntry.objects.get(pk=entry.pk).state == State.DONE  # before the worker settles it
+    with capture_logs() as logs:
+        assert worker.renew_leases() == 0  # the entry is done, which is not a lost lease
+        worker.settle()
+    assert not [log for log in logs if log["event"] == "lease_lost"]
+    assert [log["result"] for log in logs if log["event"] == "queue_settled"] == ["done"]
+    assert worker.in_hand == {}
+    assert worker.settled == 1
+    final = QueueEntry.objects.get(pk=entry.pk)
+    assert (final.state, final.lease_token, final.finished_at is not None) == (State.DONE, None, True)
+
+
+def test_a_lease_that_is_really_lost_is_still_reported(transactional_db, enqueue, make_worker):
+    from structlog.testing import capture_logs
+
+    worker = make_worker(Recording(lambda entry: Outcome.done()))
+    entry = enqueue()[0]
+    worker.claim(1)
+    QueueEntry.objects.filter(pk=entry.pk).update(lease_token=None, state=State.READY)  # taken away
+    with capture_logs() as logs:
+        worker.renew_leases()
+    assert [log["run_id"] for log in logs if log["event"] == "lease_lost"] == [str(entry.run_id)]
