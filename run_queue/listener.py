@@ -26,12 +26,16 @@ def _conninfo() -> dict:
 
 
 class Listener(threading.Thread):
-    """Sets ``wakeup`` on every notification, and once after each (re)connect to catch up on what was
-    enqueued while it was away. Reconnects with backoff, so a PostgreSQL restart only delays wake-ups."""
+    """Sets ``notified`` and ``wakeup`` on every notification, and once after each (re)connect to catch up
+    on what was enqueued while it was away. Reconnects with backoff, so a PostgreSQL restart only delays
+    wake-ups."""
 
-    def __init__(self, *, wakeup: threading.Event, stopping: threading.Event) -> None:
+    def __init__(
+        self, *, wakeup: threading.Event, stopping: threading.Event, notified: threading.Event | None = None
+    ) -> None:
         super().__init__(name="queue-listener", daemon=True)
         self.wakeup = wakeup
+        self.notified = notified or threading.Event()
         self.stopping = stopping
         self.connected = threading.Event()
 
@@ -52,7 +56,11 @@ class Listener(threading.Thread):
         with psycopg.connect(**_conninfo(), autocommit=True, connect_timeout=5) as conn:
             conn.execute(f"LISTEN {CHANNEL}")
             self.connected.set()
-            self.wakeup.set()
+            self._notify()
             while not self.stopping.is_set():
                 for _ in conn.notifies(timeout=0.5, stop_after=1):
-                    self.wakeup.set()
+                    self._notify()
+
+    def _notify(self) -> None:
+        self.notified.set()
+        self.wakeup.set()

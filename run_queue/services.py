@@ -42,15 +42,24 @@ def entry_enqueue(
     *, run_id: uuid.UUID, priority: int = 0, max_attempts: int | None = None, parked: bool = False
 ) -> QueueEntry:
     """Queue a run; ``parked`` holds it until ``entry_unpark`` (e.g. behind another run of its session)."""
-    entry = QueueEntry.objects.create(
+    entry = entry_new(run_id=run_id, priority=priority, max_attempts=max_attempts, parked=parked)
+    entry.save(force_insert=True)
+    if not parked:
+        _notify()
+    return entry
+
+
+def entry_new(
+    *, run_id: uuid.UUID, priority: int = 0, max_attempts: int | None = None, parked: bool = False
+) -> QueueEntry:
+    """The entry ``entry_enqueue`` would save, unsaved: for a caller that inserts it together with its own
+    rows (``controlplane.db.insert_together``), with ``notify=CHANNEL`` unless it is parked."""
+    return QueueEntry(
         run_id=run_id,
         priority=priority,
         max_attempts=max_attempts or settings.QUEUE_MAX_ATTEMPTS,
         state=State.PARKED if parked else State.READY,
     )
-    if not parked:
-        _notify()
-    return entry
 
 
 def entry_withdraw(*, run_id: uuid.UUID) -> bool:

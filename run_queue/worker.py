@@ -102,6 +102,10 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
         self.wakeup = threading.Event()
+        self.notified = threading.Event()  # the listener heard of new work since the last claim
+        self._listening = False
+        self._more_waiting = True  # the last claim filled its batch: more may be ready
+        self._last_claim = 0.0
         self.results: queue.SimpleQueue[tuple[QueueEntry, Outcome | None]] = queue.SimpleQueue()
         self.in_hand: dict[uuid.UUID, QueueEntry] = {}
         self.claimed = 0
@@ -133,13 +137,16 @@ class Worker:
         self.log.info("worker_started", concurrency=self.options.concurrency, batch=self.options.batch)
         helpers = [threading.Thread(target=self._heartbeat, name="queue-heartbeat", daemon=True)]
         if connection.vendor == "postgresql":
-            helpers.append(Listener(wakeup=self.wakeup, stopping=self.stopping))
+            helpers.append(Listener(wakeup=self.wakeup, notified=self.notified, stopping=self.stopping))
+            self._listening = True
         for thread in helpers:
             thread.start()
         pool = HandlerPool(self.options.concurrency, self._run_in_thread)
         try:
             while not self.stopping.is_set() and not self._reached_max_runs():
-                busy = self._guarded(lambda: self.settle() + self.claim_into(pool))
+                busy = self._guarded(
+                    lambda: self.settle() + (self.claim_into(pool) if self._claim_due() else 0)
+                )
                 self._guarded(self.prune_if_due)
                 if not busy:
                     self.wakeup.wait(self.options.poll_seconds)
@@ -167,12 +174,26 @@ class Worker:
             self.stopping.wait(1.0)
             return 0
 
+    def _claim_due(self) -> bool:
+        """Whether this round claims. Without a listener, always (polling). With one: when it heard of new
+        work, when the last claim filled its batch (more may be ready), and at least every
+        ``poll_seconds`` (a retry whose backoff ended, or an expired lease, announces itself to nobody).
+        Not after every finished run: under load that was a second claim statement per run, which found
+        nothing, since each new run's notification had already been answered."""
+        if not self._listening or self._more_waiting or self.notified.is_set():
+            self.notified.clear()  # before the claim: a notification during it makes another
+            return True
+        return time.monotonic() - self._last_claim >= self.options.poll_seconds
+
     # --- steps (each returns how much it did) ---------------------------------------------------------
     def claim_into(self, pool: HandlerPool) -> int:
         room = self.options.concurrency + self.options.batch - len(self.in_hand)
         if self.options.max_runs is not None:
             room = min(room, self.options.max_runs - self.claimed)
-        entries = self.claim(min(room, self.options.batch))
+        limit = min(room, self.options.batch)
+        self._last_claim = time.monotonic()
+        entries = self.claim(limit)
+        self._more_waiting = len(entries) >= limit
         for entry in entries:
             pool.submit(entry)
         return len(entries)

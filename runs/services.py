@@ -10,6 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agents.selectors import executor_for_app
+from controlplane.db import insert_together
 from controlplane.errors import Conflict, NotFound
 from run_queue import services as queue
 from runs import streaming
@@ -96,7 +97,7 @@ def _create_run(*, user, app, input, session_id, multitask, idempotency_key, pri
         )
     if active is not None and multitask == "reject":
         raise RunConflict(detail={"active_run_id": str(active.pk)})
-    run = Run.objects.create(
+    run = Run(
         pk=run_id,
         last_seq=1,
         session=session,
@@ -107,11 +108,14 @@ def _create_run(*, user, app, input, session_id, multitask, idempotency_key, pri
         trace_id=secrets.token_hex(16),
         idempotency_key=idempotency_key,
     )
-    queue.entry_enqueue(run_id=run.pk, priority=priority, parked=active is not None)
-    if active is not None and not session.queued_runs:  # under the session's row lock (_session_for)
-        Session.objects.filter(pk=session.pk).update(queued_runs=True)
+    parked = active is not None
+    entry = queue.entry_new(run_id=run.pk, priority=priority, parked=parked)
     # The first event needs no lock or projection: nothing else can see the run before this commits.
-    queued = RunEvent.objects.create(run=run, seq=1, type="run.queued", data=queued_event_data(run))
+    queued = RunEvent(run=run, seq=1, type="run.queued", data=queued_event_data(run))
+    rows = [run, entry, queued] if session_id is not None else [session, run, entry, queued]
+    insert_together(rows, notify=None if parked else queue.CHANNEL)
+    if parked and not session.queued_runs:  # under the session's row lock (_session_for)
+        Session.objects.filter(pk=session.pk).update(queued_runs=True)
     transaction.on_commit(lambda: streaming.publish(run.pk, [queued]))
     return run
 
@@ -122,7 +126,7 @@ def queued_event_data(run: Run) -> dict[str, Any]:
 
 def _session_for(*, user, app, session_id) -> Session:
     if session_id is None:
-        return Session.objects.create(user=user, app=app)
+        return Session(user=user, app=app)  # inserted with the run
     # The row lock serialises concurrent starts in one session, so "one active run" holds.
     session = Session.objects.select_for_update().filter(pk=session_id, user=user).first()
     if session is None:

@@ -170,3 +170,29 @@ def test_a_lease_that_is_really_lost_is_still_reported(transactional_db, enqueue
     with capture_logs() as logs:
         worker.renew_leases()
     assert [log["run_id"] for log in logs if log["event"] == "lease_lost"] == [str(entry.run_id)]
+
+
+def test_a_listening_worker_claims_when_told_of_work_or_when_its_poll_is_due_not_after_each_run(
+    db, enqueue, make_worker
+):
+    worker = make_worker(Recording(lambda entry: Outcome.done()), poll_seconds=30, batch=5)
+    worker._listening = True  # as run() sets it when the PostgreSQL listener starts
+
+    class Pool:
+        def submit(self, entry):
+            pass
+
+    enqueue()
+    assert worker._claim_due()  # nothing claimed yet: more may be waiting
+    assert worker.claim_into(Pool()) == 1
+    assert not worker._claim_due()  # the batch was not full and nobody announced anything
+    worker.notified.set()
+    assert worker._claim_due()
+    assert not worker.notified.is_set()
+    enqueue(count=5)
+    assert worker.claim_into(Pool()) == 5  # a full batch: more may be ready
+    assert worker._claim_due()
+    assert worker.claim_into(Pool()) == 0
+    assert not worker._claim_due()
+    worker._last_claim -= 30
+    assert worker._claim_due()  # the poll: retries and expired leases announce themselves to nobody
