@@ -189,6 +189,10 @@ EXECUTOR_TIMEOUT_S = env.number("EXECUTOR_TIMEOUT_S", 30.0, minimum=0.1)
 EXECUTOR_RETRIES = env.integer("EXECUTOR_RETRIES", 3, minimum=0)
 if EXECUTOR_URL and not EXECUTOR_TOKEN:
     raise ImproperlyConfigured("EXECUTOR_TOKEN: required when EXECUTOR_URL is set (or EXECUTOR_TOKEN_FILE)")
+# Apps and executors are read per run (starting it, driving it): each process keeps them this long. A change
+# in the admin applies at once in the process that made it and within this many seconds everywhere else;
+# 0 reads them every time.
+CONFIG_CACHE_S = env.number("CONFIG_CACHE_S", 5.0, minimum=0.0)
 
 # --- live streams (django-eventstream) ------------------------------------------------------------
 EVENTSTREAM_STORAGE_CLASS = "runs.streaming.RunEventStorage"

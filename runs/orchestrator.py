@@ -17,6 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from agents.executor_client import ExecutorClient, ExecutorError, ExecutorEvent, client_for
+from agents.selectors import app_by_id, executor_by_id
 from run_queue.models import QueueEntry, State
 from run_queue.outcomes import Outcome
 from run_queue.services import LeaseLost, lease_complete, lease_fence
@@ -42,9 +43,12 @@ class Attempt:
 
 class RunHandler:
     def handle(self, entry: QueueEntry) -> Outcome:
-        run = Run.objects.select_related("app", "executor").filter(pk=entry.run_id).first()
+        run = Run.objects.filter(pk=entry.run_id).first()
         if run is None or run.is_terminal:
             return Outcome.done()
+        # Shared, read-only copies kept for CONFIG_CACHE_S (agents.selectors), not a join per run.
+        run.app = app_by_id(run.app_id) or run.app
+        run.executor = executor_by_id(run.executor_id) or run.executor
         attempt = Attempt(entry)
         try:
             return self._handle(run, attempt)

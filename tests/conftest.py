@@ -51,3 +51,14 @@ def throttle_clock(monkeypatch):
     from controlplane.throttling import WindowedRateThrottle
 
     monkeypatch.setattr(WindowedRateThrottle, "timer", staticmethod(lambda: 1_800_000_030.0))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_config_cache():
+    """Apps and executors are cached per process (agents.selectors); a test's rows are rolled back without
+    the signals that empty the cache, so every test starts with it empty."""
+    from agents.selectors import config_cache_clear
+
+    config_cache_clear()
+    yield
+    config_cache_clear()
