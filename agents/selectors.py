@@ -47,8 +47,13 @@ def default_executor() -> Executor | None:
     connects to its executor with no admin step); without it, the row is whatever an admin made it.
     """
     if settings.EXECUTOR_URL:
-        mirrored = (settings.EXECUTOR_URL, settings.EXECUTOR_TOKEN, settings.EXECUTOR_CONNECT_TIMEOUT_S)
-        mirrored += (settings.EXECUTOR_TIMEOUT_S, settings.EXECUTOR_RETRIES)
+        mirrored = (
+            settings.EXECUTOR_URL,
+            settings.EXECUTOR_TOKEN,
+            settings.EXECUTOR_CONNECT_TIMEOUT_S,
+            settings.EXECUTOR_TIMEOUT_S,
+            settings.EXECUTOR_RETRIES,
+        )  # settings the row mirrors: a change makes a new key
         executor = _cached(("default-executor", *mirrored), executor_sync_default)
     else:
         executor = _cached(
