@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import connection, transaction
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.db.models.sql.subqueries import InsertQuery
 
 
@@ -47,3 +49,67 @@ def _insert_sql(obj: Model) -> tuple[str, list]:
     query.insert_values(fields, [obj])
     [(sql, params)] = query.get_compiler(connection=connection).as_sql()
     return sql, list(params)
+
+
+def update_fields(
+    model: type[Model], *, where: dict[str, Any], values: dict[str, Any], add: dict[str, int] | None = None
+) -> int:
+    """``model.objects.filter(**where).update(**values)`` (plus ``F(name) + n`` for each of ``add``) for
+    equality filters, built here rather than by the ORM; returns the number of rows changed.
+
+    For the hot path: building an UPDATE through the ORM costs about 0.5 ms of CPU on our machines, several
+    times what running it costs. Values go through each field's ``get_db_prep_save``, as the ORM does; like
+    ``QuerySet.update``, it sends no signals and leaves ``auto_now`` fields alone.
+    """
+    quote = connection.ops.quote_name
+    assignments, params = [], []
+    for name, value in values.items():
+        field = _field(model, name)
+        assignments.append(f"{quote(field.column)} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    for name, amount in (add or {}).items():
+        column = quote(_field(model, name).column)
+        assignments.append(f"{column} = {column} + %s")
+        params.append(amount)
+    conditions = []
+    for name, value in where.items():
+        field = _field(model, name)
+        if value is None:
+            conditions.append(f"{quote(field.column)} IS NULL")
+        else:
+            conditions.append(f"{quote(field.column)} = %s")
+            params.append(field.get_db_prep_value(value, connection, prepared=False))
+    table = quote(model._meta.db_table)
+    sql = _UPDATE.format(table=table, assignments=", ".join(assignments), conditions=" AND ".join(conditions))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def insert_rows(model: type[Model], names: list[str], rows: list[list[Any]]) -> None:
+    """INSERT rows of ``names`` (each row's values in that order) in one statement, built here rather than
+    by the ORM (see ``update_fields``). No defaults are applied: give every column that needs a value."""
+    quote = connection.ops.quote_name
+    fields = [_field(model, name) for name in names]
+    columns = ", ".join(quote(field.column) for field in fields)
+    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params = [
+        field.get_db_prep_save(value, connection)
+        for row in rows
+        for field, value in zip(fields, row, strict=True)
+    ]
+    table = quote(model._meta.db_table)
+    sql = _INSERT.format(table=table, columns=columns, rows=", ".join([placeholders] * len(rows)))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+_UPDATE = "UPDATE {table} SET {assignments} WHERE {conditions}"
+_INSERT = "INSERT INTO {table} ({columns}) VALUES {rows}"
+
+
+def _field(model: type[Model], name: str) -> Field:
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field) or not field.column:
+        raise TypeError(f"{model.__name__}.{name} is not a column")
+    return field

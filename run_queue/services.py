@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from controlplane.db import update_fields
 from controlplane.errors import Conflict
 from run_queue.models import QueueEntry, State
 
@@ -264,7 +265,9 @@ def lease_complete(entry: QueueEntry) -> None:
     and the queue's commit together, and the worker saves a round of settling. Like ``lease_fence``, the
     update locks the row, so a takeover cannot interleave.
     """
-    if not _held(entry).update(state=State.DONE, finished_at=timezone.now(), **_release_fields()):
+    held = {"id": entry.pk, "state": State.LEASED, "lease_token": entry.lease_token}  # as _held(entry)
+    values = {"state": State.DONE, "finished_at": timezone.now(), **_release_fields()}
+    if not update_fields(QueueEntry, where=held, values=values):  # once per run: not through the ORM
         raise LeaseLost()
 
 

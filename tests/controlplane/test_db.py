@@ -59,3 +59,55 @@ def test_the_notification_is_delivered_when_the_rows_commit(transactional_db):
             insert_together(new_rows(user, app), notify=channel)
             assert list(listener.notifies(timeout=0.2, stop_after=1)) == []
         assert [n.channel for n in listener.notifies(timeout=5, stop_after=1)] == [channel]
+
+
+def test_update_fields_changes_only_the_rows_that_match_and_counts_them(db):
+    from django.utils import timezone
+
+    from controlplane.db import update_fields
+
+    user, app = UserFactory(), AppFactory()
+    rows = new_rows(user, app)
+    insert_together(rows)
+    run = rows[1]
+    now = timezone.now()
+    changed = update_fields(
+        Run,
+        where={"id": run.pk, "status": "queued"},
+        values={"status": "running", "started_at": now, "error_detail": "é"},
+        add={"attempts": 2},
+    )
+    assert changed == 1
+    stored = Run.objects.get(pk=run.pk)
+    assert (stored.status, stored.started_at, stored.error_detail, stored.attempts) == (
+        "running",
+        now,
+        "é",
+        2,
+    )
+    assert update_fields(Run, where={"id": run.pk, "status": "queued"}, values={"status": "failed"}) == 0
+    entry = QueueEntry.objects.get(run_id=run.pk)
+    assert update_fields(QueueEntry, where={"id": entry.pk, "lease_token": None}, values={"priority": 3}) == 1
+    assert QueueEntry.objects.get(pk=entry.pk).priority == 3
+
+
+def test_insert_rows_stores_json_and_foreign_keys_as_the_orm_would(db):
+    from django.utils import timezone
+
+    from controlplane.db import insert_rows
+
+    user, app = UserFactory(), AppFactory()
+    rows = new_rows(user, app)
+    insert_together(rows)
+    run, now = rows[1], timezone.now()
+    data = [{"text": 'δ "q" \\', "n": [1, None]}, {}]
+    insert_rows(
+        RunEvent,
+        ["run_id", "seq", "type", "data", "created_at"],
+        [[run.pk, 2, "message.delta", data[0], now], [run.pk, 3, "message.stop", data[1], now]],
+    )
+    stored = list(RunEvent.objects.filter(run=run, seq__gt=1).order_by("seq"))
+    assert [(e.seq, e.type, e.data, e.created_at) for e in stored] == [
+        (2, "message.delta", data[0], now),
+        (3, "message.stop", data[1], now),
+    ]

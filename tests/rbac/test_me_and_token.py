@@ -52,3 +52,30 @@ def test_missing_fields_are_named(api, db):
     response = api.post("/api/auth/token/", {})
     assert response.status_code == 400
     assert set(response.json()["error"]["detail"]) == {"username", "password"}
+
+
+def test_token_authentication_refuses_unknown_and_inactive_users_and_keeps_the_token(api, member):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from controlplane.authentication import TokenAuthentication
+
+    token = Token.objects.create(user=member)
+    with CaptureQueriesContext(connection) as queries:
+        user, auth = TokenAuthentication().authenticate_credentials(token.key)
+    assert len(queries) == 1
+    assert (user.pk, user.username, auth.key, auth.user_id, auth.created) == (
+        member.pk,
+        member.username,
+        token.key,
+        member.pk,
+        token.created,
+    )
+    api.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+    assert api.get("/api/me/").json()["error"]["code"] == "authentication_failed"
+    member.is_active = False
+    member.save()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = api.get("/api/me/")
+    assert response.status_code == 401
+    assert "inactive" in response.json()["error"]["message"]
