@@ -6,20 +6,19 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Field, Model
-from django.db.models.sql.subqueries import InsertQuery
 
 
 def insert_together(objs: list[Model], *, notify: str | None = None) -> None:
     """Insert new model instances, in this order, as one statement on PostgreSQL; ``notify`` a channel with
     it (delivered at commit, like ``NOTIFY``).
 
-    Each row is Django's own INSERT (defaults, ``auto_now_add``, field conversions), run as a data-modifying
-    CTE of one statement: one round trip and one transaction where ``save()`` one by one takes a round trip
-    per row plus ``BEGIN`` and ``COMMIT`` (creating a run: 8 round trips became 1). Foreign keys are
-    checked at commit (Django declares them ``DEFERRABLE INITIALLY DEFERRED``), so the order of the rows
-    does not matter to PostgreSQL. Primary keys must be set unless the database generates them; generated
-    ones are not read back, and no ``save`` signals are sent. Elsewhere (SQLite), the rows are saved one by
-    one in a transaction.
+    Each row is the INSERT Django would run (defaults, ``auto_now_add``, field conversions), as a
+    data-modifying CTE of one statement: one round trip and one transaction, where ``save()`` one by one
+    takes a round trip per row plus ``BEGIN`` and ``COMMIT`` (creating a run: 8 round trips became 1).
+    Foreign keys are checked at commit (Django declares them ``DEFERRABLE INITIALLY DEFERRED``), so the
+    order of the rows does not matter to PostgreSQL. Primary keys must be set unless the database
+    generates them; generated ones are not read back, and no ``save`` signals are sent. Elsewhere
+    (SQLite), the rows are saved one by one in a transaction.
     """
     if connection.vendor != "postgresql":
         with transaction.atomic(savepoint=False):
@@ -40,15 +39,23 @@ def insert_together(objs: list[Model], *, notify: str | None = None) -> None:
 
 
 def _insert_sql(obj: Model) -> tuple[str, list]:
-    """The INSERT that ``obj.save()`` would run for a new row (as ``Model._save_table`` builds it)."""
-    meta = obj._meta
-    fields = [field for field in meta.local_concrete_fields if not field.generated]
-    if obj.pk is None:
-        fields = [field for field in fields if field is not meta.auto_field]
-    query = InsertQuery(type(obj))
-    query.insert_values(fields, [obj])
-    [(sql, params)] = query.get_compiler(connection=connection).as_sql()
-    return sql, list(params)
+    """The INSERT that ``obj.save()`` would run for a new row, built as Django's insert compiler builds it
+    (``pre_save`` with ``add=True``, then ``get_db_prep_save``) without its query machinery."""
+    meta, quote = obj._meta, connection.ops.quote_name
+    fields = [
+        field
+        for field in meta.local_concrete_fields
+        if not field.generated and not (field is meta.auto_field and obj.pk is None)
+    ]
+    params = []
+    for field in fields:
+        value = field.pre_save(obj, True)
+        if hasattr(value, "resolve_expression"):
+            raise TypeError(f"{meta.label}.{field.name}: expressions are not supported here")
+        params.append(field.get_db_prep_save(value, connection))
+    columns = ", ".join(quote(field.column) for field in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    return _INSERT.format(table=quote(meta.db_table), columns=columns, rows=row), params
 
 
 def update_fields(
