@@ -13,8 +13,10 @@ from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
+from controlplane.db import select_list
+
 _LOOKUP = (
-    "SELECT u.*, t.created AS token_created FROM {user} u JOIN {token} t ON t.user_id = u.{user_pk} "
+    "SELECT {columns}, t.created AS token_created FROM {user} u JOIN {token} t ON t.user_id = u.{user_pk} "
     "WHERE t.key = %s"
 )
 
@@ -23,6 +25,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate_credentials(self, key):
         token_model, user_model = self.get_model(), get_user_model()
         sql = _LOOKUP.format(
+            columns=select_list(user_model, "u"),
             user=user_model._meta.db_table,
             token=token_model._meta.db_table,
             user_pk=user_model._meta.pk.column,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.db import connection, transaction
@@ -120,3 +121,11 @@ def _field(model: type[Model], name: str) -> Field:
     if not isinstance(field, Field) or not field.column:
         raise TypeError(f"{model.__name__}.{name} is not a column")
     return field
+
+
+@functools.cache
+def select_list(model: type[Model], alias: str) -> str:
+    """``alias.column, …`` for the model's columns, for a raw query that reads instances. Not ``alias.*``: a
+    prepared ``*`` fails once a migration adds a column ("cached plan must not change result type")."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields)

@@ -102,6 +102,15 @@ else:
     # costs ~3.4x in throughput (FACTS.md). Health checks drop connections broken by a server restart.
     DATABASES["default"]["CONN_MAX_AGE"] = env.integer("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Server-side binding lets psycopg prepare a statement run DATABASE_PREPARE_THRESHOLD times on one
+    # connection: PostgreSQL then skips parsing and planning it (its CPU per run fell by a quarter,
+    # docs/architecture.md). Behind PgBouncer in transaction mode, older than 1.21 or without
+    # max_prepared_statements, set DATABASE_PREPARE_THRESHOLD=0 (never prepare).
+    _prepare = env.integer("DATABASE_PREPARE_THRESHOLD", 5, minimum=0)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=env.boolean("DATABASE_SERVER_SIDE_BINDING", True),
+        prepare_threshold=_prepare or None,
+    )
     if DATABASE_POOL_SIZE:
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django requires it with a pool
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from agents.executor_client import ExecutorClient, ExecutorError, ExecutorEvent, client_for
 from agents.selectors import app_by_id, executor_by_id
+from controlplane.db import select_list
 from run_queue.models import QueueEntry, State
 from run_queue.outcomes import Outcome
 from run_queue.services import LeaseLost, lease_complete, lease_fence
@@ -203,7 +204,8 @@ def _run(run_id) -> Run | None:
     """The run, read with one statement written here: for every claimed run, the ORM's query building cost
     more than the query (controlplane.db.update_fields)."""
     pk = Run._meta.pk.get_db_prep_value(run_id, connection)
-    return next(iter(Run.objects.raw(_READ.format(run=Run._meta.db_table), [pk])), None)
+    sql = _READ.format(columns=select_list(Run, "r"), run=Run._meta.db_table)
+    return next(iter(Run.objects.raw(sql, [pk])), None)
 
 
 def lock_for_write(run_id, entry: QueueEntry, *, finishing: bool) -> Run:
@@ -227,6 +229,7 @@ def lock_for_write(run_id, entry: QueueEntry, *, finishing: bool) -> Run:
         "run": Run._meta.db_table,
         "session": Session._meta.db_table,
         "entry": QueueEntry._meta.db_table,
+        "columns": select_list(Run, "r"),
     }
     if finishing:
         query = Run.objects.raw(_LOCK_WITH_SESSION.format(**tables), [run_id])
@@ -239,14 +242,15 @@ def lock_for_write(run_id, entry: QueueEntry, *, finishing: bool) -> Run:
     return locked
 
 
-_READ = "SELECT * FROM {run} WHERE id = %s"
+_READ = "SELECT {columns} FROM {run} r WHERE r.id = %s"
 _LOCK_WITH_LEASE = """
-    SELECT r.* FROM {run} r JOIN {entry} q ON q.run_id = r.id
+    SELECT {columns} FROM {run} r JOIN {entry} q ON q.run_id = r.id
      WHERE r.id = %s AND q.id = %s AND q.lease_token = %s AND q.state = %s
        FOR UPDATE OF r, q
 """
 _LOCK_WITH_SESSION = """
-    SELECT r.*, s.queued_runs AS session_queued_runs FROM {run} r JOIN {session} s ON s.id = r.session_id
+    SELECT {columns}, s.queued_runs AS session_queued_runs
+      FROM {run} r JOIN {session} s ON s.id = r.session_id
      WHERE r.id = %s
        FOR UPDATE OF r, s
 """

@@ -67,9 +67,11 @@ def start_standalone(database: Path, log_dir: Path, **env: str) -> Standalone:
         if process.poll() is not None:
             raise AssertionError(f"standalone exited with {process.returncode}:\n{running.log()}")
         try:
-            return requests.get(running.base + "/readyz", timeout=2).status_code == 200
+            ready = requests.get(running.base + "/readyz", timeout=2).status_code == 200
         except requests.ConnectionError:
             return False
+        # The banner is printed once the servers answer, so /readyz can answer before it is written.
+        return ready and "Press Ctrl+C to stop." in running.log()
 
     try:
         wait_until(up, timeout=60, what="manage.py standalone")

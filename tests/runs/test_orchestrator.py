@@ -4,7 +4,7 @@ run also completes its queue entry and reads its session under lock."""
 import uuid
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from agents.executor_client import ExecutorEvent
 from run_queue.claims import claim_batch
@@ -77,3 +77,27 @@ def test_the_last_write_of_a_worker_that_lost_its_lease_stores_nothing(claimed):
         RunHandler._store(run, Attempt(entry), batch(("run.finished", {"status": "succeeded"})))
     fresh = Run.objects.get(pk=run.pk)
     assert (fresh.status, fresh.last_seq) == (RunStatus.QUEUED, 1)
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_prepared_reads_of_a_run_survive_a_migration_that_adds_a_column(transactional_db, claimed, settings):
+    import psycopg
+
+    from run_queue.listener import _conninfo
+    from runs.orchestrator import _run
+
+    run, entry = claimed
+    assert settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]  # psycopg prepares repeated reads
+    for _ in range(10):
+        _run(run.pk)
+        with transaction.atomic():
+            lock_for_write(run.pk, entry, finishing=False)
+    table = Run._meta.db_table
+    with psycopg.connect(**_conninfo(), autocommit=True) as other:  # a migration deployed meanwhile
+        other.execute(f"ALTER TABLE {table} ADD COLUMN added_later integer")
+        try:
+            assert _run(run.pk).pk == run.pk
+            with transaction.atomic():
+                assert lock_for_write(run.pk, entry, finishing=False).pk == run.pk
+        finally:
+            other.execute(f"ALTER TABLE {table} DROP COLUMN added_later")
