@@ -79,7 +79,7 @@ def test_the_last_write_of_a_worker_that_lost_its_lease_stores_nothing(claimed):
     assert (fresh.status, fresh.last_seq) == (RunStatus.QUEUED, 1)
 
 
-@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
 def test_prepared_reads_of_a_run_survive_a_migration_that_adds_a_column(transactional_db, claimed, settings):
     import psycopg
 
