@@ -263,7 +263,7 @@ def test_a_malformed_event_is_an_http_status_error():
 
 def _pooled(client):
     """The connection the client's pool would hand out next (left in the pool)."""
-    pools = client.session.get_adapter(client.config.base_url).poolmanager.pools
+    pools = client.pool.pools
     [pool] = [pools[key] for key in pools.keys()]  # noqa: SIM118 - the container only offers keys()
     connection = pool.pool.get(block=False)
     pool.pool.put(connection)
@@ -319,3 +319,22 @@ def test_a_stream_held_open_after_its_terminal_event_is_dropped_without_waiting_
     for conn in held:
         conn.close()
     listener.close()
+
+
+def test_the_environments_proxy_is_used_and_no_proxy_bypasses_it(monkeypatch):
+    from tests.executor_support import RecordingServer
+
+    with RecordingServer(lambda request: (200, {"status": "ok"})) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        client = ExecutorClient(ExecutorConfig("x", "http://executor.invalid:8100", "t"))
+        assert client.health().data == {"status": "ok"}
+        assert proxy.requests[0].path == "http://executor.invalid:8100/v1/health"  # absolute: a proxy request
+        assert proxy.requests[0].headers["Authorization"] == "Bearer t"
+        monkeypatch.setenv("NO_PROXY", "executor.invalid")
+        bypassing = ExecutorClient(ExecutorConfig("x", "http://executor.invalid:8100", "t", retries=0))
+        with pytest.raises(ExecutorError) as caught:
+            bypassing.health()
+        assert caught.value.error_class == "network"
+        assert len(proxy.requests) == 1
