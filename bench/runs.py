@@ -209,38 +209,61 @@ def runs_per_second(stack: Stack, runs: int, concurrency: int) -> None:
     print("    CPU per run: " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in cpu.items()))
 
 
-async def open_loop_run(port: int, token: str, started: float) -> float:
-    """POST /api/runs/start over a fresh connection and read until run.finished; seconds from ``started``
-    (the time the run was due, so a late start counts against the system, not the generator)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def open_loop_run(
+    port: int,
+    token: str,
+    started: float,
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] | None,
+) -> float:
+    """POST /api/runs/start and read until run.finished; seconds from ``started`` (the time the run was due,
+    so a late start counts against the system, not the generator). With ``idle`` (keep-alive), it takes an
+    idle connection if there is one and puts it back after; without, it opens a connection for this run."""
+    reader, writer = idle.pop() if idle else await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(start_request(token, keep_alive=False))
+        writer.write(start_request(token, keep_alive=idle is not None))
         await read_run(reader)
-        return time.perf_counter() - started
-    finally:
+    except BaseException:
         writer.close()
+        raise
+    if idle is None:
+        writer.close()
+    else:
+        idle.append((reader, writer))
+    return time.perf_counter() - started
 
 
-async def open_loop(stack: Stack, rate: float, seconds: float) -> list[float]:
+async def open_loop(stack: Stack, rate: float, seconds: float, *, keep_alive: bool) -> list[float]:
     """Start runs at a fixed rate whatever the answers (as independent users would), for ``seconds``."""
     count = int(rate * seconds)
+    idle: list | None = [] if keep_alive else None
     began = time.perf_counter()
     tasks = []
     for i in range(count):
         due = began + i / rate
         await asyncio.sleep(max(due - time.perf_counter(), 0))
-        tasks.append(asyncio.create_task(open_loop_run(stack.port, stack.token, due)))
-    return sorted(await asyncio.gather(*tasks))
+        tasks.append(asyncio.create_task(open_loop_run(stack.port, stack.token, due, idle)))
+    latencies = sorted(await asyncio.gather(*tasks))
+    for _, writer in idle or []:
+        writer.close()
+    return latencies
 
 
 def latency_at_rates(stack: Stack, rates: list[float], seconds: float) -> None:
     print(f"  latency at a fixed arrival rate (open loop, {seconds:.0f} s each, POST → run.finished):")
-    for rate in rates:
-        latencies = asyncio.run(open_loop(stack, rate, seconds))
-        print(
-            f"    {rate:>4.0f} runs/s offered: p50 {statistics.median(latencies) * 1000:.0f} ms, "
-            f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms ({len(latencies)} runs)"
-        )
+    for keep_alive, how in (
+        (False, "a new connection per run"),
+        (True, "keep-alive connections, as behind a proxy"),
+    ):
+        print(f"    {how}:")
+        for rate in rates:
+            cpu_before = stack.cpu()
+            latencies = asyncio.run(open_loop(stack, rate, seconds, keep_alive=keep_alive))
+            cpu = sum(after - cpu_before[name] for name, after in stack.cpu().items()) * 1000 / len(latencies)
+            print(
+                f"      {rate:>4.0f} runs/s offered: p50 {statistics.median(latencies) * 1000:.0f} ms, "
+                f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms ({len(latencies)} runs; "
+                f"CPU {cpu:.1f} ms per run, all processes)"
+            )
 
 
 def one_long_run(stack: Stack, count: int) -> None:
