@@ -398,30 +398,31 @@ class ExecutorClient:
         params = {"after": after}
         response, attempts = self._send("GET", path, params=params, traceparent=traceparent, stream=True)
         last = after
-        with contextlib.closing(response), _released(response):
-            try:
-                for messages in iter_sse_batches(response.stream(None)):
-                    batch: list[ExecutorEvent] = []
-                    for message in messages:
-                        event = _parse_event(message.data, where)
-                        if event.seq <= last:
-                            continue
-                        if event.seq != last + 1:
-                            if batch:
-                                yield batch
-                            raise ExecutorError("network", f"{where}: gap after seq {last} (got {event.seq})")
-                        last = event.seq
-                        batch.append(event)
-                        if event.terminal:
-                            try:
-                                yield batch
-                            finally:
-                                _release_for_reuse(response)
-                            return
-                    if batch:
-                        yield batch
-            except TRANSPORT_ERRORS as exc:
-                raise _transport_error(exc, where, attempts) from exc
+        try:
+            for messages in iter_sse_batches(response.stream(None)):
+                batch: list[ExecutorEvent] = []
+                for message in messages:
+                    event = _parse_event(message.data, where)
+                    if event.seq <= last:
+                        continue
+                    if event.seq != last + 1:
+                        if batch:
+                            yield batch
+                        raise ExecutorError("network", f"{where}: gap after seq {last} (got {event.seq})")
+                    last = event.seq
+                    batch.append(event)
+                    if event.terminal:
+                        try:
+                            yield batch
+                        finally:
+                            _release_for_reuse(response)
+                        return
+                if batch:
+                    yield batch
+        except TRANSPORT_ERRORS as exc:
+            raise _transport_error(exc, where, attempts) from exc
+        finally:
+            _close(response)  # a connection read to its end stays in the pool, others are closed
         raise ExecutorError("network", f"{where}: the stream ended after seq {last}, before the run finished")
 
 
@@ -433,14 +434,6 @@ def _close(response: BaseHTTPResponse) -> None:
     released it already), and is closed otherwise."""
     response.close()
     response.release_conn()
-
-
-@contextlib.contextmanager
-def _released(response: BaseHTTPResponse) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        response.release_conn()
 
 
 def _release_for_reuse(response: BaseHTTPResponse) -> None:

@@ -338,3 +338,15 @@ def test_the_environments_proxy_is_used_and_no_proxy_bypasses_it(monkeypatch):
             bypassing.health()
         assert caught.value.error_class == "network"
         assert len(proxy.requests) == 1
+
+
+def test_a_stream_left_before_its_end_does_not_leave_its_connection_half_read(executor):
+    client = executor.client()
+    run_id, _ = start(client, "long", {"seconds": 5})
+    batches = client.iter_event_batches(run_id)
+    assert next(batches)[0].type == "run.started"
+    batches.close()  # as the orchestrator does when the run parks
+    connection = _pooled(client)
+    assert connection is None or connection.sock is None
+    assert client.health().data["status"] == "ok"  # the next call gets a clean connection
+    client.cancel_run(run_id)
