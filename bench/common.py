@@ -62,7 +62,9 @@ def setup_django(url: str) -> None:
 
 
 def process_env(url: str, **extra: str) -> dict[str, str]:
-    return dict(os.environ, DATABASE_URL=url, REDIS_URL=REDIS_URL, LOG_LEVEL="WARNING", **extra)
+    # The services log at WARNING unless BENCH_LOG_LEVEL says otherwise (production's default is INFO).
+    level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
+    return dict(os.environ, DATABASE_URL=url, REDIS_URL=REDIS_URL, LOG_LEVEL=level, **extra)
 
 
 def free_port() -> int:

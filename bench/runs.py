@@ -22,6 +22,7 @@ sys.path[0] = str(ROOT)  # this folder holds bench/queue.py, which would shadow 
 import argparse
 import asyncio
 import json
+import os
 import re
 import resource
 import statistics
@@ -448,7 +449,7 @@ def main() -> None:
         try:
             print(
                 f"runs benchmark: PostgreSQL + Redis, 1 web process, {args.workers} workers, "
-                "reference executor"
+                f"reference executor; services log at {os.environ.get('BENCH_LOG_LEVEL', 'WARNING')}"
             )
             parts = set(args.parts.split(","))
             if "rate" in parts:

@@ -203,7 +203,8 @@ class Worker:
         for entry in entries:
             assert entry.lease_token is not None
             self.in_hand[entry.lease_token] = entry
-            self.log.info("queue_claimed", run_id=str(entry.run_id), attempt=entry.attempts)
+            # DEBUG: the attempt's start and its outcome (queue_settled) are the INFO lines of a run.
+            self.log.debug("queue_claimed", run_id=str(entry.run_id), attempt=entry.attempts)
         self.claimed += len(entries)
         return entries
 
