@@ -42,7 +42,7 @@ def insert_together(objs: list[Model], *, notify: str | None = None) -> None:
 def _insert_sql(obj: Model) -> tuple[str, list]:
     """The INSERT that ``obj.save()`` would run for a new row, built as Django's insert compiler builds it
     (``pre_save`` with ``add=True``, then ``get_db_prep_save``) without its query machinery."""
-    meta, quote = obj._meta, connection.ops.quote_name
+    meta = obj._meta
     fields = [
         field
         for field in meta.local_concrete_fields
@@ -54,9 +54,7 @@ def _insert_sql(obj: Model) -> tuple[str, list]:
         if hasattr(value, "resolve_expression"):
             raise TypeError(f"{meta.label}.{field.name}: expressions are not supported here")
         params.append(field.get_db_prep_save(value, connection))
-    columns = ", ".join(quote(field.column) for field in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    return _INSERT.format(table=quote(meta.db_table), columns=columns, rows=row), params
+    return _insert_statement(type(obj), fields, 1), params
 
 
 def update_fields(
@@ -97,19 +95,23 @@ def update_fields(
 def insert_rows(model: type[Model], names: list[str], rows: list[list[Any]]) -> None:
     """INSERT rows of ``names`` (each row's values in that order) in one statement, built here rather than
     by the ORM (see ``update_fields``). No defaults are applied: give every column that needs a value."""
-    quote = connection.ops.quote_name
     fields = [_field(model, name) for name in names]
-    columns = ", ".join(quote(field.column) for field in fields)
-    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
     params = [
         field.get_db_prep_save(value, connection)
         for row in rows
         for field, value in zip(fields, row, strict=True)
     ]
-    table = quote(model._meta.db_table)
-    sql = _INSERT.format(table=table, columns=columns, rows=", ".join([placeholders] * len(rows)))
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_insert_statement(model, fields, len(rows)), params)
+
+
+def _insert_statement(model: type[Model], fields: list[Field], row_count: int) -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    return _INSERT.format(
+        table=quote(model._meta.db_table), columns=columns, rows=", ".join([row] * row_count)
+    )
 
 
 _UPDATE = "UPDATE {table} SET {assignments} WHERE {conditions}"

@@ -31,11 +31,11 @@ class Listener(threading.Thread):
     wake-ups."""
 
     def __init__(
-        self, *, wakeup: threading.Event, stopping: threading.Event, notified: threading.Event | None = None
+        self, *, wakeup: threading.Event, notified: threading.Event, stopping: threading.Event
     ) -> None:
         super().__init__(name="queue-listener", daemon=True)
         self.wakeup = wakeup
-        self.notified = notified or threading.Event()
+        self.notified = notified
         self.stopping = stopping
         self.connected = threading.Event()
 

@@ -265,11 +265,15 @@ def lease_complete(entry: QueueEntry) -> None:
     and the queue's commit together, and the worker saves a round of settling. Like ``lease_fence``, the
     update locks the row, so a takeover cannot interleave.
     """
-    held = {"id": entry.pk, "state": State.LEASED, "lease_token": entry.lease_token}  # as _held(entry)
     values = {"state": State.DONE, "finished_at": timezone.now(), **_release_fields()}
-    if not update_fields(QueueEntry, where=held, values=values):  # once per run: not through the ORM
+    if not update_fields(QueueEntry, where=_held_where(entry), values=values):  # once per run: no ORM
         raise LeaseLost()
 
 
+def _held_where(entry: QueueEntry) -> dict:
+    """The entry, as long as ``entry``'s lease holds."""
+    return {"id": entry.pk, "state": State.LEASED, "lease_token": entry.lease_token}
+
+
 def _held(entry: QueueEntry):
-    return QueueEntry.objects.filter(pk=entry.pk, state=State.LEASED, lease_token=entry.lease_token)
+    return QueueEntry.objects.filter(**_held_where(entry))

@@ -107,7 +107,7 @@ def _insert(rows: list[RunEvent]) -> None:
             row.created_at = now
         insert_rows(RunEvent, _COLUMNS, [[r.run_id, r.seq, r.type, r.data, now] for r in rows])
         return
-    columns = "run_id, seq, type, data, created_at"
+    columns = ", ".join(_COLUMNS)
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(f"COPY {RunEvent._meta.db_table} ({columns}) FROM STDIN") as copy,
