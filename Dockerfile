@@ -6,6 +6,7 @@ WORKDIR /app
 
 COPY pyproject.toml README.md ./
 COPY controlplane controlplane
+COPY core core
 COPY rbac rbac
 COPY agents agents
 COPY run_queue run_queue

@@ -28,7 +28,8 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	DEBUG=true $(BIN)/mypy controlplane rbac agents run_queue runs files observability executor
+	$(BIN)/lint-imports
+	DEBUG=true $(BIN)/mypy controlplane core rbac agents run_queue runs files observability executor
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 
 BENCHES ?= bench/queue.py

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from agents.models import DEFAULT_EXECUTOR_NAME, App, Executor
 from agents.services import executor_sync_default
-from controlplane.errors import NotFound, ServiceUnavailable
+from core.errors import NotFound, ServiceUnavailable
 
 _cache: dict[tuple, tuple[float, Any]] = {}
 

@@ -13,7 +13,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from controlplane.errors import DomainError
+from core.errors import DomainError
 
 logger = structlog.get_logger(__name__)
 

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
-from controlplane.db import select_list
+from core.db import select_list
 
 _LOOKUP = (
     "SELECT {columns}, t.created AS token_created FROM {user} u JOIN {token} t ON t.user_id = u.{user_pk} "

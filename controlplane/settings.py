@@ -127,7 +127,7 @@ if STANDALONE:
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if REDIS_URL:
     CACHES["default"] = {
-        "BACKEND": "controlplane.cache.SharedRedisCache",
+        "BACKEND": "core.cache.SharedRedisCache",
         "LOCATION": REDIS_URL,
     }
 

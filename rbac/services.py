@@ -4,7 +4,7 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest
 from rest_framework.authtoken.models import Token
 
-from controlplane.errors import DomainError
+from core.errors import DomainError
 
 DEMO_ADMIN_PASSWORD = "admin"  # printed by `make demo`; refused with DEBUG off unless explicitly allowed
 

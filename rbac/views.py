@@ -5,7 +5,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from controlplane.throttling import ScopedRateThrottle
+from core.throttling import ScopedRateThrottle
 from rbac.serializers import MeSerializer, TokenRequestSerializer, TokenSerializer
 from rbac.services import token_issue
 

@@ -16,6 +16,18 @@ class State(models.TextChoices):
     DEAD = "dead"
 
 
+def lease_held_where(entry: QueueEntry) -> dict:
+    """The lease condition, the one place it is spelled for the ORM: ``entry`` is still leased under the
+    token it was claimed with. A worker whose lease moved on matches nothing, so it writes nothing."""
+    return {"id": entry.pk, "state": State.LEASED, "lease_token": entry.lease_token}
+
+
+def lease_held_sql(alias: str, *, id_sql: str = "%s", token_sql: str = "%s") -> str:  # noqa: S107
+    """The same condition for statements written out (``id_sql`` and ``token_sql`` are placeholders or
+    column references, never values)."""
+    return f"{alias}.id = {id_sql} AND {alias}.state = 'leased' AND {alias}.lease_token = {token_sql}"
+
+
 class QueueEntryQuerySet(models.QuerySet["QueueEntry"]):
     def ready(self) -> QueueEntryQuerySet:
         return self.filter(state=State.READY, available_at__lte=timezone.now())

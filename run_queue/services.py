@@ -13,9 +13,9 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from controlplane.db import update_fields
-from controlplane.errors import Conflict
-from run_queue.models import QueueEntry, State
+from core.db import update_fields
+from core.errors import Conflict
+from run_queue.models import QueueEntry, State, lease_held_sql, lease_held_where
 
 CHANNEL = "run_queue"
 
@@ -54,7 +54,7 @@ def entry_new(
     *, run_id: uuid.UUID, priority: int = 0, max_attempts: int | None = None, parked: bool = False
 ) -> QueueEntry:
     """The entry ``entry_enqueue`` would save, unsaved: for a caller that inserts it together with its own
-    rows (``controlplane.db.insert_together``), with ``notify=CHANNEL`` unless it is parked."""
+    rows (``core.db.insert_together``), with ``notify=CHANNEL`` unless it is parked."""
     return QueueEntry(
         run_id=run_id,
         priority=priority,
@@ -173,7 +173,7 @@ def _complete_postgresql(entries: list[QueueEntry]) -> set[int]:
                SET state = 'done', finished_at = now(), updated_at = now(),
                    lease_owner = '', lease_token = NULL, lease_expires_at = NULL
               FROM unnest(%s::bigint[], %s::uuid[]) AS c(id, token)
-             WHERE q.id = c.id AND q.lease_token = c.token AND q.state = 'leased'
+             WHERE {lease_held_sql("q", id_sql="c.id", token_sql="c.token")}
             RETURNING q.id
             """,  # noqa: S608 - the table name is ours, values are parameters
             [[e.pk for e in entries], [e.lease_token for e in entries]],
@@ -266,14 +266,10 @@ def lease_complete(entry: QueueEntry) -> None:
     update locks the row, so a takeover cannot interleave.
     """
     values = {"state": State.DONE, "finished_at": timezone.now(), **_release_fields()}
-    if not update_fields(QueueEntry, where=_held_where(entry), values=values):  # once per run: no ORM
+    if not update_fields(QueueEntry, where=lease_held_where(entry), values=values):  # once per run: no ORM
         raise LeaseLost()
 
 
-def _held_where(entry: QueueEntry) -> dict:
-    """The entry, as long as ``entry``'s lease holds."""
-    return {"id": entry.pk, "state": State.LEASED, "lease_token": entry.lease_token}
-
-
 def _held(entry: QueueEntry):
-    return QueueEntry.objects.filter(**_held_where(entry))
+    """The entry, as long as ``entry``'s lease holds."""
+    return QueueEntry.objects.filter(**lease_held_where(entry))

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from controlplane.db import insert_rows, update_fields
+from core.db import insert_rows, update_fields
 from runs import streaming
 from runs.models import (
     ACTIVE_STATUSES,
@@ -82,7 +82,7 @@ def append_events(
     for row in rows:
         fields.update(_project(run, row))
     # Under the row lock this cannot miss; the condition states the transition being made. Built without
-    # the ORM (controlplane.db.update_fields): this runs for every batch of every run.
+    # the ORM (core.db.update_fields): this runs for every batch of every run.
     counter = {"attempts": 1} if count_attempt else None
     updated = update_fields(Run, where={"id": run.pk, "status": status_before}, values=fields, add=counter)
     assert updated == 1, "run changed under its row lock"

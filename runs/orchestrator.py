@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from agents.executor_client import ExecutorClient, ExecutorError, ExecutorEvent, client_for
 from agents.selectors import app_by_id, executor_by_id
-from controlplane.db import select_list
-from run_queue.models import QueueEntry, State
+from core.db import select_list
+from run_queue.models import QueueEntry, lease_held_sql
 from run_queue.outcomes import Outcome
 from run_queue.services import LeaseLost, lease_complete, lease_fence
 from runs import services
@@ -202,7 +202,7 @@ class RunHandler:
 
 def _run(run_id) -> Run | None:
     """The run, read with one statement written here: for every claimed run, the ORM's query building cost
-    more than the query (controlplane.db.update_fields)."""
+    more than the query (core.db.update_fields)."""
     pk = Run._meta.pk.get_db_prep_value(run_id, connection)
     sql = _READ.format(columns=select_list(Run, "r"), run=Run._meta.db_table)
     return next(iter(Run.objects.raw(sql, [pk])), None)
@@ -230,11 +230,12 @@ def lock_for_write(run_id, entry: QueueEntry, *, finishing: bool) -> Run:
         "session": Session._meta.db_table,
         "entry": QueueEntry._meta.db_table,
         "columns": select_list(Run, "r"),
+        "lease_held": lease_held_sql("q"),
     }
     if finishing:
         query = Run.objects.raw(_LOCK_WITH_SESSION.format(**tables), [run_id])
     else:
-        params = [run_id, entry.pk, entry.lease_token, State.LEASED]
+        params = [run_id, entry.pk, entry.lease_token]
         query = Run.objects.raw(_LOCK_WITH_LEASE.format(**tables), params)
     locked = next(iter(query), None)
     if locked is None:
@@ -245,7 +246,7 @@ def lock_for_write(run_id, entry: QueueEntry, *, finishing: bool) -> Run:
 _READ = "SELECT {columns} FROM {run} r WHERE r.id = %s"
 _LOCK_WITH_LEASE = """
     SELECT {columns} FROM {run} r JOIN {entry} q ON q.run_id = r.id
-     WHERE r.id = %s AND q.id = %s AND q.lease_token = %s AND q.state = %s
+     WHERE r.id = %s AND {lease_held}
        FOR UPDATE OF r, q
 """
 _LOCK_WITH_SESSION = """

@@ -10,8 +10,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agents.selectors import executor_for_app
-from controlplane.db import insert_together
-from controlplane.errors import Conflict, NotFound
+from core.db import insert_together
+from core.errors import Conflict, NotFound
 from run_queue import services as queue
 from runs import streaming
 from runs.events import NewEvent, append_events

@@ -23,7 +23,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
 from runs import live
-from runs.models import ACTIVE_STATUSES, Run, RunEvent
+from runs.models import ACTIVE_STATUSES
+from runs.selectors import run_history, run_position
 from runs.streaming import TODOS_PREFIX, encode, parse_channel
 
 OPENING = (":" + " " * 2048 + "\n\n" + "event: stream-open\ndata:\n\n").encode()
@@ -194,13 +195,10 @@ def _reset(channel: str, current: int) -> bytes:
 @sync_to_async
 def _read(channel: str, run_id: uuid.UUID, kind: str, after: int) -> tuple[list[live.Block], int, bool]:
     """Up to READ_LIMIT stored events after ``after``, the run's last seq, and whether it is still active."""
-    state = Run.objects.filter(pk=run_id).values_list("last_seq", "status").first()
-    current, status = state if state is not None else (0, "")
-    rows = RunEvent.objects.filter(run_id=run_id, seq__gt=after)
-    if kind == TODOS_PREFIX:
-        rows = rows.filter(type="todo.update")
+    current, status = run_position(run_id) or (0, "")
+    rows = run_history(run_id, after=after, todos_only=kind == TODOS_PREFIX)
     blocks = [
         live.make_block(channel, seq, event_type, encode(data))
-        for seq, event_type, data in rows.order_by("seq").values_list("seq", "type", "data")[:READ_LIMIT]
+        for seq, event_type, data in rows.values_list("seq", "type", "data")[:READ_LIMIT]
     ]
     return blocks, current, status in ACTIVE_STATUSES

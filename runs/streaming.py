@@ -74,12 +74,10 @@ class RunEventStorage(StorageBase):
         raise NotImplementedError("run events are written by runs.events.append_events")
 
     def get_events(self, channel, last_id, limit=100):
-        from runs.models import RunEvent
+        from runs.selectors import run_history
 
         kind, run_id = self._parse(channel)
-        rows = RunEvent.objects.filter(run_id=run_id, seq__gt=last_id).order_by("seq")
-        if kind == TODOS_PREFIX:
-            rows = rows.filter(type="todo.update")
+        rows = run_history(run_id, after=last_id, todos_only=kind == TODOS_PREFIX)
         events = [
             Event(channel, row.type, encode(row.data), id=row.seq)
             for row in rows.only("seq", "type", "data")[:limit]
@@ -102,9 +100,10 @@ class RunEventStorage(StorageBase):
 
     @staticmethod
     def _current(run_id) -> int:
-        from runs.models import Run
+        from runs.selectors import run_position
 
-        return Run.objects.filter(pk=run_id).values_list("last_seq", flat=True).first() or 0
+        position = run_position(run_id)
+        return position[0] if position else 0
 
 
 class RunChannelManager(ChannelManagerBase):

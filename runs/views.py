@@ -13,9 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.selectors import app_for_use
-from controlplane.throttling import UserRateThrottle
+from core.throttling import UserRateThrottle
 from runs import live, orchestrator, services
-from runs.models import HumanLoopRequest, HumanLoopStatus, Run, RunEvent
+from runs.models import HumanLoopRequest, HumanLoopStatus, Run
+from runs.selectors import run_history
 from runs.serializers import (
     EventPageSerializer,
     HumanLoopReplySerializer,
@@ -182,7 +183,7 @@ class RunEventsView(APIView):
             return stream_channel(request._request, run_channel(run.pk), end_on_finish=True)
         after = _non_negative(request, "after", 0)
         limit = min(_non_negative(request, "limit", 100) or 100, EVENT_PAGE_MAX)
-        rows = list(RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")[: limit + 1])
+        rows = list(run_history(run.pk, after=after)[: limit + 1])
         page = rows[:limit]
         body = {
             "events": RunEventSerializer(page, many=True).data,

@@ -48,7 +48,7 @@ def api_as(api):
 @pytest.fixture
 def throttle_clock(monkeypatch):
     """Throttles count in fixed windows: pin their clock mid-window so a test never straddles two."""
-    from controlplane.throttling import WindowedRateThrottle
+    from core.throttling import WindowedRateThrottle
 
     monkeypatch.setattr(WindowedRateThrottle, "timer", staticmethod(lambda: 1_800_000_030.0))
 

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from agents.models import App
 from agents.selectors import app_by_id, app_for_use, executor_by_id
-from controlplane.errors import NotFound
+from core.errors import NotFound
 from tests.factories import AppFactory
 
 

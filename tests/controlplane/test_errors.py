@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied
 
-from controlplane.errors import Conflict
+from core.errors import Conflict
 from tests.factories import PASSWORD
 
 

@@ -7,7 +7,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from controlplane.db import insert_together
+from core.db import insert_together
 from run_queue.listener import _conninfo
 from run_queue.models import QueueEntry
 from runs.models import Run, RunEvent, Session
@@ -64,7 +64,7 @@ def test_the_notification_is_delivered_when_the_rows_commit(transactional_db):
 def test_update_fields_changes_only_the_rows_that_match_and_counts_them(db):
     from django.utils import timezone
 
-    from controlplane.db import update_fields
+    from core.db import update_fields
 
     user, app = UserFactory(), AppFactory()
     rows = new_rows(user, app)
@@ -94,7 +94,7 @@ def test_update_fields_changes_only_the_rows_that_match_and_counts_them(db):
 def test_insert_rows_stores_json_and_foreign_keys_as_the_orm_would(db):
     from django.utils import timezone
 
-    from controlplane.db import insert_rows
+    from core.db import insert_rows
 
     user, app = UserFactory(), AppFactory()
     rows = new_rows(user, app)

@@ -3,8 +3,8 @@
 import pytest
 from django.core.cache import cache
 
-from controlplane.cache import SharedRedisCache
-from controlplane.throttling import UserRateThrottle
+from core.cache import SharedRedisCache
+from core.throttling import UserRateThrottle
 from tests.factories import AppFactory
 
 

@@ -5,7 +5,7 @@ import threading
 import pytest
 from django.core.cache import caches
 
-from controlplane.cache import SharedRedisCache
+from core.cache import SharedRedisCache
 
 
 def backend_client_in_new_thread():

@@ -14,7 +14,7 @@ from django.core.cache import cache as default_cache
 from django.core.cache import caches
 from rest_framework import throttling
 
-from controlplane.cache import SharedRedisCache
+from core.cache import SharedRedisCache
 
 
 class WindowedRateThrottle(throttling.SimpleRateThrottle):
