@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Generator, Iterator
@@ -233,7 +234,34 @@ def _parse_event(data: str, where: str) -> ExecutorEvent:
     except (ValueError, KeyError, TypeError) as exc:
         message = f"{where}: malformed event: {type(exc).__name__}"
         raise ExecutorError("http_status", message, status=200, body=data[:BODY_EXCERPT_CHARS]) from exc
+    if _SUSPECT_ESCAPE.search(data) and not _storable(event.data):
+        message = f"{where}: event {event.seq} holds a NUL or a lone surrogate, which cannot be stored"
+        raise ExecutorError(
+            "http_status", message, status=200, code="protocol_error", body=data[:BODY_EXCERPT_CHARS]
+        )
     return event
+
+
+# JSON escapes of what PostgreSQL cannot store in text or jsonb (NUL) or UTF-8 cannot encode (surrogates,
+# legal only in pairs); a raw control character is already refused by json.loads. The search is cheap and
+# almost never matches, so the walk below runs almost never.
+_SUSPECT_ESCAPE = re.compile(r"\\u(0000|d[89a-f])", re.IGNORECASE)
+
+
+def _storable(value: Any) -> bool:
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(map(_storable, value))
+    return True
 
 
 class ExecutorClient:
@@ -383,10 +411,11 @@ class ExecutorClient:
             yield from batch
 
     def iter_event_batches(
-        self, run_id: str, *, after: int = 0, traceparent: str | None = None
+        self, run_id: str, *, after: int = 0, traceparent: str | None = None, keepalives: bool = False
     ) -> Generator[list[ExecutorEvent], None, None]:
         """The run's events after ``after``, in order, ending with its terminal event; one list per network
-        read, so a caller can store a burst in one transaction without waiting for more.
+        read, so a caller can store a burst in one transaction without waiting for more. With
+        ``keepalives``, a keep-alive yields an empty list: the caller wakes while the executor is quiet.
 
         A stream that breaks or ends before the terminal event raises ``ExecutorError`` (``network``, or
         ``timeout`` when nothing — not even a keep-alive — arrived within the read timeout); the caller
@@ -399,7 +428,10 @@ class ExecutorClient:
         response, attempts = self._send("GET", path, params=params, traceparent=traceparent, stream=True)
         last = after
         try:
-            for messages in iter_sse_batches(response.stream(None)):
+            for messages in iter_sse_batches(response.stream(None), idle=keepalives):
+                if not messages:
+                    yield []
+                    continue
                 batch: list[ExecutorEvent] = []
                 for message in messages:
                     event = _parse_event(message.data, where)

@@ -81,6 +81,11 @@ class App(models.Model):
     playbook = models.CharField(max_length=100, blank=True, help_text="For scripted agents: which playbook.")
     system_prompt = models.TextField(blank=True)
     enabled = models.BooleanField(default=True)
+    run_deadline_s = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Seconds a run may take (time waiting on a person excluded); empty: RUN_DEADLINE_S.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

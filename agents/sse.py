@@ -36,8 +36,9 @@ def _parse_block(block: bytes) -> SseMessage | None:
     return SseMessage(message_id, event, b"\n".join(data).decode())
 
 
-def iter_sse_batches(chunks: Iterable[bytes]) -> Iterator[list[SseMessage]]:
-    """The messages completed by each chunk, as one list per chunk (chunks that complete none are skipped).
+def iter_sse_batches(chunks: Iterable[bytes], *, idle: bool = False) -> Iterator[list[SseMessage]]:
+    """The messages completed by each chunk, as one list per chunk (chunks that complete none are skipped,
+    or with ``idle`` given as an empty list: a keep-alive then wakes the reader).
 
     A reader that stores what it receives can write each list in one transaction: when the sender floods,
     a chunk holds many messages; when it trickles, one — so batching never delays a message.
@@ -51,7 +52,7 @@ def iter_sse_batches(chunks: Iterable[bytes]) -> Iterator[list[SseMessage]]:
             buffer = buffer.replace(b"\r\n", b"\n")
         *blocks, buffer = buffer.split(b"\n\n")
         messages = [message for message in map(_parse_block, blocks) if message is not None]
-        if messages:
+        if messages or (idle and blocks):
             yield messages
 
 

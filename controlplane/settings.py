@@ -183,10 +183,29 @@ QUEUE_MAX_ATTEMPTS = env.integer("QUEUE_MAX_ATTEMPTS", 5, minimum=1)
 QUEUE_RETRY_BASE_S = env.number("QUEUE_RETRY_BASE_S", 2.0, minimum=0.0)
 QUEUE_RETRY_CAP_S = env.number("QUEUE_RETRY_CAP_S", 300.0, minimum=0.0)
 QUEUE_POLL_S = env.number("QUEUE_POLL_S", 1.0, minimum=0.01)
-QUEUE_RETENTION_S = env.number("QUEUE_RETENTION_S", 7 * 24 * 3600.0, minimum=0.0)
+QUEUE_RETENTION_S = env.number("QUEUE_RETENTION_S", 30 * 24 * 3600.0, minimum=0.0)
 WORKER_CONCURRENCY = env.integer("WORKER_CONCURRENCY", 8, minimum=1)
 WORKER_BATCH = env.integer("WORKER_BATCH", 50, minimum=1)
 WORKER_SHUTDOWN_GRACE_S = env.number("WORKER_SHUTDOWN_GRACE_S", 30.0, minimum=0.0)
+# A handler that hears nothing from its executor (no event, no keep-alive) this long stops having its
+# lease renewed, so a run cannot be held for ever by a stuck thread (run_queue.worker).
+WORKER_STALL_S = env.number("WORKER_STALL_S", 300.0, minimum=1.0)
+
+# --- run repair (manage.py reconcile: runs.repair, observability.reconciler) ----------------------------
+# Every run gets a deadline at start (an app may set its own); time spent waiting on a person does not
+# count against it, and a run waiting on a person has its own, longer timeout.
+RUN_DEADLINE_S = env.number("RUN_DEADLINE_S", 3600.0, minimum=1.0)
+RUN_HUMAN_TIMEOUT_S = env.number("RUN_HUMAN_TIMEOUT_S", 7 * 24 * 3600.0, minimum=1.0)
+# A running run with no word from its executor this long, and no live lease, is checked on its executor.
+RUN_STALL_S = env.number("RUN_STALL_S", 300.0, minimum=1.0)
+# How long an executor may stay unreachable for a stalled run before the run ends timed_out.
+RUN_EXECUTOR_GRACE_S = env.number("RUN_EXECUTOR_GRACE_S", 600.0, minimum=0.0)
+# A run waiting on a person is checked on its executor when its last sync is older than this.
+RUN_SYNC_STALE_S = env.number("RUN_SYNC_STALE_S", 900.0, minimum=1.0)
+# Finished runs (with their events) and finished queue entries older than these are deleted.
+RUN_RETENTION_S = env.number("RUN_RETENTION_S", 30 * 24 * 3600.0, minimum=0.0)
+RECONCILE_INTERVAL_S = env.number("RECONCILE_INTERVAL_S", 5.0, minimum=0.05)
+RECONCILE_BATCH = env.integer("RECONCILE_BATCH", 100, minimum=1)
 # --- executors ------------------------------------------------------------------------------------
 # With EXECUTOR_URL set, the Executor row named "default" mirrors these (agents.selectors.default_executor),
 # so a deployment reaches its executor with no admin step. EXECUTOR_TIMEOUT_S is the read timeout, which is

@@ -103,3 +103,52 @@ def _claim_portable(owner: str, limit: int, lease_seconds: float) -> list[QueueE
             )
             claimed.append(entry)
     return claimed
+
+
+# The reconciler's claim of one run's entry: whatever state it rests in (ready, even during a backoff;
+# parked; leased under an expired lease), never from a live lease, and without counting an attempt (the
+# reconciler repairs, it does not run the run). The state it was taken from comes back, so it can be given
+# back as it was.
+TAKE_SQL = """
+WITH target AS (
+    SELECT id, state FROM {table}
+     WHERE run_id = %(run_id)s
+       AND (state IN ('ready', 'parked') OR (state = 'leased' AND lease_expires_at < clock_timestamp()))
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE {table} AS q
+   SET state = 'leased', lease_owner = %(owner)s, lease_token = gen_random_uuid(),
+       lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s),
+       updated_at = clock_timestamp()
+  FROM target
+ WHERE q.id = target.id
+RETURNING {returned}, target.state
+"""
+
+
+def take_over(*, run_id: uuid.UUID, owner: str, lease_seconds: float) -> tuple[QueueEntry, str] | None:
+    """Lease one run's entry unless a live lease holds it (or it is done or dead); returns the entry and
+    the state it was taken from, or None. Several reconcilers may race for it: one wins, the others skip."""
+    if connection.vendor == "postgresql":
+        sql = TAKE_SQL.format(
+            table=QueueEntry._meta.db_table, returned=", ".join(f"q.{c}" for c in _RETURNED)
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, {"run_id": run_id, "owner": owner, "lease": lease_seconds})
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return QueueEntry(**dict(zip(_RETURNED, row[:-1], strict=True))), row[-1]
+    with transaction.atomic():
+        entry = QueueEntry.objects.filter(run_id=run_id).first()
+        now = timezone.now()
+        if entry is None or not (
+            entry.state in (State.READY, State.PARKED)
+            or (entry.state == State.LEASED and entry.lease_expires_at and entry.lease_expires_at < now)
+        ):
+            return None
+        previous = entry.state
+        entry.state, entry.lease_owner, entry.lease_token = State.LEASED, owner, uuid.uuid4()
+        entry.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        entry.save(update_fields=["state", "lease_owner", "lease_token", "lease_expires_at", "updated_at"])
+        return entry, previous

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 
@@ -69,6 +70,11 @@ class QueueEntry(models.Model):
 
     objects = QueueEntryQuerySet.as_manager()
 
+    # Not a column: when the handler holding this entry last showed progress (``time.monotonic()``). The
+    # worker renews the lease only while this is recent, so a handler stuck for good lets its run go.
+    progressed_at: float = 0.0
+    stall_logged: bool = False
+
     class Meta:
         verbose_name_plural = "queue entries"
         indexes = [
@@ -96,3 +102,7 @@ class QueueEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id} ({self.state}, attempt {self.attempts}/{self.max_attempts})"
+
+    def touch(self) -> None:
+        """The handler made progress (it heard from its executor): keep the lease."""
+        self.progressed_at = time.monotonic()

@@ -10,7 +10,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import DateTimeField, ExpressionWrapper, F
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from core.db import update_fields
@@ -29,6 +30,15 @@ def backoff_seconds(attempts: int) -> float:
     """Exponential backoff with equal jitter: half the capped delay, plus up to the other half at random."""
     delay = min(settings.QUEUE_RETRY_CAP_S, settings.QUEUE_RETRY_BASE_S * 2 ** max(attempts - 1, 0))
     return delay / 2 + random.uniform(0, delay / 2)
+
+
+def db_now(after_s: float = 0.0):
+    """The database's clock, ``after_s`` seconds on: claims compare leases and ``available_at`` with it,
+    so every write of those times takes it too, never a process's own clock (``Now()`` is the statement's
+    timestamp on PostgreSQL)."""
+    if not after_s:
+        return Now()
+    return ExpressionWrapper(Now() + timedelta(seconds=after_s), output_field=DateTimeField())
 
 
 def _notify() -> None:
@@ -67,7 +77,7 @@ def entry_withdraw(*, run_id: uuid.UUID) -> bool:
     """Take a run out of the queue before any worker holds it (a cancelled queued run)."""
     return bool(
         QueueEntry.objects.filter(run_id=run_id, state__in=[State.READY, State.PARKED]).update(
-            state=State.DONE, finished_at=timezone.now(), updated_at=timezone.now()
+            state=State.DONE, finished_at=db_now(), updated_at=db_now()
         )
     )
 
@@ -86,7 +96,7 @@ def entries_enqueue(*, run_ids: Iterable[uuid.UUID], priority: int = 0) -> int:
 
 
 def _release_fields() -> dict:
-    return {"lease_owner": "", "lease_token": None, "lease_expires_at": None, "updated_at": timezone.now()}
+    return {"lease_owner": "", "lease_token": None, "lease_expires_at": None, "updated_at": db_now()}
 
 
 def entry_retry(*, entry: QueueEntry, error_class: str, detail: str) -> State | None:
@@ -97,17 +107,16 @@ def entry_retry(*, entry: QueueEntry, error_class: str, detail: str) -> State | 
     errors = {"last_error_class": error_class, "last_error_detail": detail}
     if entry.attempts >= entry.max_attempts:
         return State.DEAD if entry_mark_dead(entry=entry, error_class=error_class, detail=detail) else None
-    available_at = timezone.now() + timedelta(seconds=backoff_seconds(entry.attempts))
+    available_at = db_now(backoff_seconds(entry.attempts))
     updated = _held(entry).update(state=State.READY, available_at=available_at, **errors, **_release_fields())
     return State.READY if updated else None
 
 
 def entry_mark_dead(*, entry: QueueEntry, error_class: str, detail: str) -> bool:
-    now = timezone.now()
     return bool(
         _held(entry).update(
             state=State.DEAD,
-            finished_at=now,
+            finished_at=db_now(),
             last_error_class=error_class,
             last_error_detail=detail,
             **_release_fields(),
@@ -116,21 +125,25 @@ def entry_mark_dead(*, entry: QueueEntry, error_class: str, detail: str) -> bool
 
 
 def entry_park(*, entry: QueueEntry) -> bool:
-    """Park the entry (the run waits on a human): no worker holds it; attempts start afresh on resume.
+    """Park the entry (the run waits on a human): no worker holds it; the retry budget starts afresh on
+    resume. ``attempts`` keeps counting every claim (the one count of a run's attempts); the budget moves
+    instead (``max_attempts`` = attempts so far + the budget), so a run that asks many questions does not
+    use up its retries.
 
     If someone asked to wake it while it was leased (``entry_unpark`` raced the handler's decision to
     park), it goes back to ready instead, so the wake-up is never lost.
     """
-    if _held(entry).filter(wake_requested=False).update(state=State.PARKED, attempts=0, **_release_fields()):
+    budget = {"max_attempts": F("attempts") + settings.QUEUE_MAX_ATTEMPTS}
+    if _held(entry).filter(wake_requested=False).update(state=State.PARKED, **budget, **_release_fields()):
         return True
     woken = (
         _held(entry)
         .filter(wake_requested=True)
         .update(
             state=State.READY,
-            attempts=0,
             wake_requested=False,
-            available_at=timezone.now(),
+            available_at=db_now(),
+            **budget,
             **_release_fields(),
         )
     )
@@ -142,9 +155,8 @@ def entry_park(*, entry: QueueEntry) -> bool:
 @transaction.atomic
 def entry_unpark(*, run_id: uuid.UUID) -> bool:
     """Make a parked entry ready; if a worker holds it right now, ask that its park re-queue it instead."""
-    now = timezone.now()
     if QueueEntry.objects.filter(run_id=run_id, state=State.PARKED).update(
-        state=State.READY, available_at=now, updated_at=now
+        state=State.READY, available_at=db_now(), updated_at=db_now()
     ):
         _notify()
         return True
@@ -159,7 +171,7 @@ def entries_complete(*, entries: list[QueueEntry]) -> set[int]:
         return _complete_postgresql(entries)
     done = set()
     for entry in entries:
-        if _held(entry).update(state=State.DONE, finished_at=timezone.now(), **_release_fields()):
+        if _held(entry).update(state=State.DONE, finished_at=db_now(), **_release_fields()):
             done.add(entry.pk)
     return done
 
@@ -190,8 +202,8 @@ def leases_renew(*, lease_tokens: list[uuid.UUID]) -> set[uuid.UUID]:
     """Extend the leases still held; returns the tokens that are (the others were lost)."""
     if not lease_tokens:
         return set()
-    expires = timezone.now() + timedelta(seconds=settings.QUEUE_LEASE_S)
-    QueueEntry.objects.held(lease_tokens).update(lease_expires_at=expires, updated_at=timezone.now())
+    expires = db_now(settings.QUEUE_LEASE_S)
+    QueueEntry.objects.held(lease_tokens).update(lease_expires_at=expires, updated_at=db_now())
     held = QueueEntry.objects.held(lease_tokens).values_list("lease_token", flat=True)
     return {token for token in held if token is not None}
 
@@ -203,7 +215,7 @@ def leases_release(*, lease_tokens: list[uuid.UUID], refund_attempt: bool) -> in
         return 0
     extra = {"attempts": F("attempts") - 1} if refund_attempt else {}
     released = QueueEntry.objects.held(lease_tokens).update(
-        state=State.READY, available_at=timezone.now(), **extra, **_release_fields()
+        state=State.READY, available_at=db_now(), **extra, **_release_fields()
     )
     _notify()
     return released
@@ -223,7 +235,11 @@ def entries_retry_now(*, ids: Iterable[int]) -> int:
     updated = QueueEntry.objects.filter(
         pk__in=list(ids), state__in=[State.DEAD, State.READY, State.PARKED]
     ).update(
-        state=State.READY, available_at=timezone.now(), attempts=0, finished_at=None, **_release_fields()
+        state=State.READY,
+        available_at=db_now(),
+        max_attempts=F("attempts") + settings.QUEUE_MAX_ATTEMPTS,
+        finished_at=None,
+        **_release_fields(),
     )
     _notify()
     return updated
@@ -240,7 +256,7 @@ def entries_mark_dead(*, ids: Iterable[int], reason: str) -> list[QueueEntry]:
     )
     QueueEntry.objects.filter(pk__in=[e.pk for e in entries]).update(
         state=State.DEAD,
-        finished_at=timezone.now(),
+        finished_at=db_now(),
         last_error_class="operator",
         last_error_detail=reason,
         **_release_fields(),
@@ -265,7 +281,15 @@ def lease_complete(entry: QueueEntry) -> None:
     and the queue's commit together, and the worker saves a round of settling. Like ``lease_fence``, the
     update locks the row, so a takeover cannot interleave.
     """
-    values = {"state": State.DONE, "finished_at": timezone.now(), **_release_fields()}
+    now = timezone.now()  # a finished entry's times are compared with nothing but the retention's cutoff
+    values = {
+        "state": State.DONE,
+        "finished_at": now,
+        "updated_at": now,
+        "lease_owner": "",
+        "lease_token": None,
+        "lease_expires_at": None,
+    }
     if not update_fields(QueueEntry, where=lease_held_where(entry), values=values):  # once per run: no ORM
         raise LeaseLost()
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection, transaction
 
 from run_queue import services
 from run_queue.claims import claim_batch
@@ -81,6 +81,7 @@ class WorkerOptions:
     grace_seconds: float = 30.0
     max_runs: int | None = None
     prune_every_seconds: float = 300.0
+    stall_seconds: float = 300.0  # a handler that shows no progress this long stops having its lease renewed
 
     @classmethod
     def from_settings(cls, **overrides) -> WorkerOptions:
@@ -90,6 +91,7 @@ class WorkerOptions:
             "lease_seconds": settings.QUEUE_LEASE_S,
             "poll_seconds": settings.QUEUE_POLL_S,
             "grace_seconds": settings.WORKER_SHUTDOWN_GRACE_S,
+            "stall_seconds": settings.WORKER_STALL_S,
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
@@ -187,7 +189,9 @@ class Worker:
 
     # --- steps (each returns how much it did) ---------------------------------------------------------
     def claim_into(self, pool: HandlerPool) -> int:
-        room = self.options.concurrency + self.options.batch - len(self.in_hand)
+        # No more leases than threads free to start them now: a lease waiting in the pool is renewed while
+        # its run waits, and other workers sit idle.
+        room = self.options.concurrency - len(self.in_hand)
         if self.options.max_runs is not None:
             room = min(room, self.options.max_runs - self.claimed)
         limit = min(room, self.options.batch)
@@ -202,6 +206,7 @@ class Worker:
         entries = claim_batch(owner=self.worker_id, limit=limit, lease_seconds=self.options.lease_seconds)
         for entry in entries:
             assert entry.lease_token is not None
+            entry.touch()
             self.in_hand[entry.lease_token] = entry
             # DEBUG: the attempt's start and its outcome (queue_settled) are the INFO lines of a run.
             self.log.debug("queue_claimed", run_id=str(entry.run_id), attempt=entry.attempts)
@@ -277,17 +282,21 @@ class Worker:
         state: State | None
         if outcome.kind == Kind.PARK:
             state = State.PARKED if services.entry_park(entry=entry) else None
-        elif outcome.kind == Kind.FAIL:
-            dead = services.entry_mark_dead(
-                entry=entry, error_class=outcome.error_class, detail=outcome.error_detail
-            )
-            state = State.DEAD if dead else None
         else:
-            state = services.entry_retry(
-                entry=entry, error_class=outcome.error_class, detail=outcome.error_detail
-            )
-        if state == State.DEAD:
-            self.handler.on_dead(entry)
+            # The entry's death and the domain's reaction commit together: a crash or a database error
+            # between two commits left a dead entry under a run that stayed active for ever.
+            with transaction.atomic():
+                if outcome.kind == Kind.FAIL:
+                    dead = services.entry_mark_dead(
+                        entry=entry, error_class=outcome.error_class, detail=outcome.error_detail
+                    )
+                    state = State.DEAD if dead else None
+                else:
+                    state = services.entry_retry(
+                        entry=entry, error_class=outcome.error_class, detail=outcome.error_detail
+                    )
+                if state == State.DEAD:
+                    self.handler.on_dead(entry)
         self._log_outcome(entry, state or "lease_lost", outcome)
 
     def _log_outcome(self, entry: QueueEntry, result: str, outcome: Outcome | None = None) -> None:
@@ -316,7 +325,7 @@ class Worker:
         # Not while outcomes are written: an entry settled between our snapshot and the renewal would
         # look lost.
         with self._settling:
-            tokens = list(self.in_hand)
+            tokens = self._progressing()
             try:
                 close_old_connections()
                 held = services.leases_renew(lease_tokens=tokens)
@@ -332,6 +341,23 @@ class Worker:
             if entry.pk not in finished:
                 self.log.warning("lease_lost", run_id=str(entry.run_id), attempt=entry.attempts)
         return len(held)
+
+    def _progressing(self) -> list[uuid.UUID]:
+        """The leases worth renewing: those whose handler showed progress within ``stall_seconds``. A
+        handler stuck for good (a silent executor that still keeps its connection open, a hung call) must
+        not keep its run for ever: its lease runs out, another worker or the reconciler takes the run, and
+        the stuck handler's writes are fenced out."""
+        cutoff = time.monotonic() - self.options.stall_seconds
+        tokens = []
+        for token, entry in list(self.in_hand.items()):
+            if entry.progressed_at >= cutoff:
+                tokens.append(token)
+            elif not entry.stall_logged:
+                entry.stall_logged = True
+                self.log.warning(
+                    "lease_not_renewed_stalled", run_id=str(entry.run_id), attempt=entry.attempts
+                )
+        return tokens
 
     def _drain(self, pool: HandlerPool) -> None:
         """Finish the work in hand within the grace period, then hand back whatever is still running."""

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from runs import orchestrator, services
+from runs import services
 from runs.models import HumanLoopRequest, Run, RunEvent, Session, Todo
 
 
@@ -61,8 +61,7 @@ class RunAdmin(admin.ModelAdmin):
     def cancel_runs(self, request, queryset):
         cancelled = 0
         for run in queryset.select_related("executor").active():
-            run = services.run_cancel(run=run)
-            orchestrator.notify_cancel(run)
+            services.run_cancel(run=run)  # the worker holding it tells the executor
             cancelled += 1
         self.message_user(request, f"Asked {cancelled} run(s) to cancel.", messages.SUCCESS)
 

@@ -24,22 +24,7 @@ from runs.models import (
     RunStatus,
     Todo,
 )
-
-EVENT_TYPES = frozenset(
-    {
-        "run.queued",
-        "run.started",
-        "run.finished",
-        "message.delta",
-        "message.stop",
-        "tool.call",
-        "tool.result",
-        "todo.update",
-        "human_loop.request",
-        "human_loop.reply",
-    }
-)
-FINAL_STATUSES = {"succeeded", "failed", "cancelled", "timed_out"}
+from runs.protocol import FINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -54,7 +39,7 @@ def append_events(
     events: list[NewEvent],
     executor_seq: int | None = None,
     fence: Callable[[], None] | None = None,
-    count_attempt: bool = False,
+    attempts: int | None = None,
     locked: Run | None = None,
 ) -> tuple[Run, list[RunEvent]]:
     """Store ``events`` after the run's last one and apply them to its projections; publish after commit.
@@ -63,9 +48,10 @@ def append_events(
     resumed stream neither loses nor repeats an event. ``fence`` runs right after the run row is locked (the
     worker checks its lease there): every writer locks the run row first, so locks are always taken in the
     same order (run, then queue entry, then human-loop requests) and two writers cannot deadlock.
-    ``count_attempt`` adds one to ``Run.attempts`` in the same statement (a worker's first write of an
-    attempt). ``locked`` is the run as the caller already locked it in this transaction (the worker locks
-    it together with its queue entry, in one statement).
+    ``attempts`` records the queue entry's count of attempts on the run in the same statement (a
+    worker's first write of an attempt): the queue counts, the run shows its count. ``locked`` is the run
+    as the caller already locked it in this transaction (the worker locks it together with its queue
+    entry, in one statement).
     """
     run = locked if locked is not None else Run.objects.select_for_update().get(pk=run_id)
     if fence is not None:
@@ -75,22 +61,23 @@ def append_events(
         RunEvent(run=run, seq=run.last_seq + offset, type=event.type, data=event.data)
         for offset, event in enumerate(events, start=1)
     ]
-    _insert(rows)
-    fields = {"last_seq": run.last_seq + len(rows)}
+    if rows:  # a batch may hold nothing to store (only types we do not know) and still move executor_seq
+        _insert(rows)
+    fields: dict[str, Any] = {"last_seq": run.last_seq + len(rows), "synced_at": timezone.now()}
     if executor_seq is not None:
         fields["executor_seq"] = executor_seq
+    if attempts is not None:
+        fields["attempts"] = attempts
     for row in rows:
         fields.update(_project(run, row))
     # Under the row lock this cannot miss; the condition states the transition being made. Built without
     # the ORM (core.db.update_fields): this runs for every batch of every run.
-    counter = {"attempts": 1} if count_attempt else None
-    updated = update_fields(Run, where={"id": run.pk, "status": status_before}, values=fields, add=counter)
+    updated = update_fields(Run, where={"id": run.pk, "status": status_before}, values=fields)
     assert updated == 1, "run changed under its row lock"
     for name, value in fields.items():
         setattr(run, name, value)
-    if count_attempt:
-        run.attempts += 1
-    transaction.on_commit(lambda: streaming.publish(run.pk, rows))
+    if rows:
+        transaction.on_commit(lambda: streaming.publish(run.pk, rows))
     return run, rows
 
 
@@ -185,17 +172,26 @@ def _on_human_request(run: Run, event: RunEvent) -> dict[str, Any]:
     if run.status != RunStatus.RUNNING:
         return asked
     run.status = RunStatus.WAITING_HUMAN
-    return {"status": RunStatus.WAITING_HUMAN, **asked}
+    run.waiting_since = timezone.now()
+    return {"status": RunStatus.WAITING_HUMAN, "waiting_since": run.waiting_since, **asked}
 
 
 def _on_human_reply(run: Run, event: RunEvent) -> dict[str, Any]:
+    """The request is closed; the run works again once no other question of it is still open (an agent
+    may ask several before it waits), and the time it waited moves its deadline on."""
     HumanLoopRequest.objects.filter(run=run, external_id=str(event.data.get("request_id", ""))).update(
         status=HumanLoopStatus.CLOSED
     )
     if run.status != RunStatus.WAITING_HUMAN:
         return {}
-    run.status = RunStatus.RUNNING
-    return {"status": RunStatus.RUNNING}
+    if HumanLoopRequest.objects.filter(run=run).exclude(status=HumanLoopStatus.CLOSED).exists():
+        return {}
+    fields: dict[str, Any] = {"status": RunStatus.RUNNING, "waiting_since": None}
+    if run.deadline is not None and run.waiting_since is not None:
+        fields["deadline"] = run.deadline + (timezone.now() - run.waiting_since)
+    for name, value in fields.items():
+        setattr(run, name, value)
+    return fields
 
 
 _PROJECTIONS = {

@@ -67,7 +67,10 @@ class Run(models.Model):
     executor_seq = models.PositiveIntegerField(
         default=0, help_text="Seq of the last executor event consumed: the stream resumes after it."
     )
-    attempts = models.PositiveIntegerField(default=0, help_text="Times a worker took the run up.")
+    attempts = models.PositiveIntegerField(
+        default=0,
+        help_text="Times a worker took the run up: its queue entry's count, copied at each attempt.",
+    )
     cancel_requested = models.BooleanField(default=False)
     asked_human = models.BooleanField(
         default=False, help_text="The run has asked a person at least once (finishing closes its questions)."
@@ -75,7 +78,17 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    deadline = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Past it the run ends timed_out; moved on by time spent waiting on a person.",
+    )
+    waiting_since = models.DateTimeField(
+        null=True, blank=True, help_text="When the run began waiting on a person (while it does)."
+    )
+    synced_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker last heard from the executor for this run."
+    )
 
     objects = RunQuerySet.as_manager()
 
@@ -96,6 +109,16 @@ class Run(models.Model):
             models.Index(fields=["user", "-created_at"], name="runs_user_recent_idx"),
             models.Index(fields=["session", "status"], name="runs_session_status_idx"),
             models.Index(fields=["status", "created_at"], name="runs_status_idx"),
+            # The reconciler's scans of active runs: past their deadline, stalled, stale.
+            models.Index(
+                fields=["deadline"], name="runs_active_deadline_idx", condition=Q(status__in=ACTIVE_STATUSES)
+            ),
+            models.Index(
+                fields=["synced_at"], name="runs_active_synced_idx", condition=Q(status__in=ACTIVE_STATUSES)
+            ),
+            models.Index(
+                fields=["finished_at"], name="runs_finished_idx", condition=Q(finished_at__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:

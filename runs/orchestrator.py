@@ -13,33 +13,37 @@ from dataclasses import dataclass
 
 import structlog
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from agents.executor_client import ExecutorClient, ExecutorError, ExecutorEvent, client_for
 from agents.selectors import app_by_id, executor_by_id
-from core.db import select_list
+from core.db import select_list, update_fields
 from run_queue.models import QueueEntry, lease_held_sql
 from run_queue.outcomes import Outcome
 from run_queue.services import LeaseLost, lease_complete, lease_fence
 from runs import services
-from runs.events import EVENT_TYPES, NewEvent, append_events
+from runs.events import NewEvent, append_events
 from runs.models import HumanLoopRequest, HumanLoopStatus, Run, RunStatus, Session
+from runs.protocol import ProtocolViolation, checked
 
 logger = structlog.get_logger(__name__)
 
-CANCEL_CHECK_S = 1.0
+CHECK_EVERY_S = 1.0  # a followed run's cancel and deadline are looked at this often (and on keep-alives)
+SYNC_TOUCH_S = 30.0  # a quiet executor's keep-alives mark the run synced at most this often
 MAX_RESUMES = 20
 
 
 @dataclass
 class Attempt:
-    """One claim of a run. The attempt is counted (``Run.attempts``) by its first write of events, in the
-    same statement; an attempt that writes none is counted on its way out."""
+    """One claim of a run. The attempt is recorded (``Run.attempts`` := the queue entry's count) by its
+    first write of events, in the same statement; an attempt that writes none records it on its way out."""
 
     entry: QueueEntry
     counted: bool = False
     completed: bool = False  # the queue entry was marked done with the run's last write
+    next_check: float = 0.0
+    next_touch: float = 0.0
+    cancel_sent: bool = False
 
 
 class RunHandler:
@@ -55,7 +59,7 @@ class RunHandler:
             return self._handle(run, attempt)
         finally:
             if not attempt.counted:
-                Run.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
+                Run.objects.filter(pk=run.pk).update(attempts=entry.attempts)
 
     def _handle(self, run: Run, attempt: Attempt) -> Outcome:
         entry = attempt.entry
@@ -73,9 +77,14 @@ class RunHandler:
                 retryable=exc.retryable,
                 executor_attempts=exc.attempts,
             )
+            if exc.code == ProtocolViolation.code:
+                return Outcome.fail(ProtocolViolation.code, str(exc))
             if exc.retryable:
                 return Outcome.retry(exc.error_class, str(exc))
             return Outcome.fail(exc.error_class, str(exc))
+        except ProtocolViolation as exc:
+            log.warning("run_protocol_error", error=str(exc)[:300])
+            return Outcome.fail(exc.code, str(exc))
         except LeaseLost:
             log.warning("run_lease_lost")
             return Outcome.retry("lease_lost", "another worker took the run over")
@@ -83,7 +92,8 @@ class RunHandler:
             structlog.contextvars.unbind_contextvars("run_id", "trace_id")
 
     def on_dead(self, entry: QueueEntry) -> None:
-        """Out of attempts, or failed permanently: the run fails with the error's class."""
+        """Out of attempts, or failed permanently: the run fails with the error's class. The worker calls
+        this in the transaction that marks the entry dead."""
         fresh = QueueEntry.objects.filter(pk=entry.pk).values("last_error_class", "last_error_detail").first()
         error = fresh or {"last_error_class": "unknown", "last_error_detail": ""}
         services.run_finish(
@@ -97,6 +107,8 @@ class RunHandler:
     def _attempt(self, run: Run, attempt: Attempt, client: ExecutorClient, log) -> Outcome:
         if run.cancel_requested:
             return self._cancel(run, attempt, client, log)
+        if past_deadline(run):
+            return self._time_out(run, attempt, client, log)
         if run.status == RunStatus.QUEUED:
             reply = client.start_run(
                 run_id=str(run.pk),
@@ -107,12 +119,16 @@ class RunHandler:
                 traceparent=traceparent(run),
             )
             log.info("run_started_on_executor", executor_attempts=reply.attempts)
-        if run.status == RunStatus.WAITING_HUMAN:  # answers exist only for a run that asked
-            self._deliver_answers(run, client, log)
+        # Answers exist only for a run that asked. Claimed again while it waits with none (an operator's
+        # retry, a park lost to a crash), it parks: the executor is waiting on a person too, so following
+        # it would only hold a thread and a lease while the answer could not reach it.
+        if run.status == RunStatus.WAITING_HUMAN and not self._deliver_answers(run, client, log):
+            return Outcome.park()
         return self._follow(run, attempt, client, log)
 
-    def _deliver_answers(self, run: Run, client: ExecutorClient, log) -> None:
+    def _deliver_answers(self, run: Run, client: ExecutorClient, log) -> int:
         answered = HumanLoopRequest.objects.filter(run=run, status=HumanLoopStatus.ANSWERED)
+        delivered = 0
         for request in answered:
             client.send_input(
                 str(run.pk),
@@ -123,7 +139,9 @@ class RunHandler:
             HumanLoopRequest.objects.filter(pk=request.pk, status=HumanLoopStatus.ANSWERED).update(
                 status=HumanLoopStatus.DELIVERED, delivered_at=timezone.now()
             )
+            delivered += 1
             log.info("human_answer_delivered", request_id=str(request.pk))
+        return delivered
 
     def _cancel(self, run: Run, attempt: Attempt, client: ExecutorClient, log) -> Outcome:
         try:
@@ -131,14 +149,33 @@ class RunHandler:
         except ExecutorError as exc:
             if exc.status != 404:  # an executor that never heard of the run has nothing to stop
                 raise
-            with transaction.atomic():
-                lease_fence(attempt.entry)
-            services.run_finish(
-                run_id=run.pk, status=RunStatus.CANCELLED, code="cancelled", message="Cancelled."
-            )
-            return Outcome.done()
+            return self._finish_here(run, attempt, RunStatus.CANCELLED, "cancelled", "Cancelled.")
         log.info("run_cancel_sent")
+        attempt.cancel_sent = True
         return self._follow(run, attempt, client, log)
+
+    def _time_out(self, run: Run, attempt: Attempt, client: ExecutorClient, log) -> Outcome:
+        """Past its deadline: tell the executor to stop (it may be gone: that is no reason to wait), then
+        end the run here, ``timed_out``."""
+        try:
+            client.cancel_run(str(run.pk), traceparent=traceparent(run))
+        except ExecutorError as exc:
+            log.warning("run_deadline_cancel_failed", error_class=exc.error_class, status=exc.status)
+        log.info("run_deadline_exceeded")
+        return self._finish_here(
+            run, attempt, RunStatus.TIMED_OUT, "deadline_exceeded", "The run went past its deadline."
+        )
+
+    def _finish_here(self, run: Run, attempt: Attempt, status: str, code: str, message: str) -> Outcome:
+        services.run_finish(
+            run_id=run.pk,
+            status=status,
+            code=code,
+            message=message,
+            fence=lambda: lease_complete(attempt.entry),
+        )
+        attempt.counted = attempt.completed = True
+        return Outcome.completed()
 
     def _follow(self, run: Run, attempt: Attempt, client: ExecutorClient, log) -> Outcome:
         """Store the executor's events until the run parks or ends; resume a cut stream where it broke."""
@@ -146,7 +183,7 @@ class RunHandler:
         while True:
             consumed_before = run.executor_seq
             try:
-                return self._consume(run, attempt, client)
+                return self._consume(run, attempt, client, log)
             except ExecutorError as exc:
                 progressed = run.executor_seq > consumed_before
                 if exc.error_class != "network" or not progressed or resumes >= MAX_RESUMES:
@@ -154,25 +191,31 @@ class RunHandler:
                 resumes += 1
                 log.info("run_stream_resumed", after=run.executor_seq, error=str(exc)[:200])
 
-    def _consume(self, run: Run, attempt: Attempt, client: ExecutorClient) -> Outcome:
-        next_cancel_check = time.monotonic() + CANCEL_CHECK_S
-        batches = client.iter_event_batches(str(run.pk), after=run.executor_seq, traceparent=traceparent(run))
+    def _consume(self, run: Run, attempt: Attempt, client: ExecutorClient, log) -> Outcome:
+        attempt.next_check = time.monotonic() + CHECK_EVERY_S
+        batches = client.iter_event_batches(
+            str(run.pk), after=run.executor_seq, traceparent=traceparent(run), keepalives=True
+        )
         with contextlib.closing(batches):
             for batch in batches:
-                run = self._store(run, attempt, batch)
-                if run.is_terminal:
-                    services.session_release_next(
-                        run_id=run.pk, session_id=run.session_id, queued_runs=run.session_queued_runs
-                    )
-                    return Outcome.completed() if attempt.completed else Outcome.done()
-                if run.status == RunStatus.WAITING_HUMAN:
-                    if not _has_answer(run):
+                attempt.entry.touch()  # heard from the executor: the lease is worth renewing
+                if batch:
+                    run = self._store(run, attempt, batch)
+                    if run.is_terminal:
+                        services.session_release_next(
+                            run_id=run.pk, session_id=run.session_id, queued_runs=run.session_queued_runs
+                        )
+                        return Outcome.completed() if attempt.completed else Outcome.done()
+                    if run.status == RunStatus.WAITING_HUMAN and not self._deliver_answers(run, client, log):
                         # A reply that lands after this check wakes the parked entry again (wake_requested).
                         return Outcome.park()
-                    self._deliver_answers(run, client, logger.bind(run_id=str(run.pk)))
-                if time.monotonic() > next_cancel_check:
-                    next_cancel_check = time.monotonic() + CANCEL_CHECK_S
-                    if _cancel_requested_now(run):
+                else:
+                    _touch_synced(run, attempt)
+                if time.monotonic() > attempt.next_check:
+                    attempt.next_check = time.monotonic() + CHECK_EVERY_S
+                    if past_deadline(run):
+                        return self._time_out(run, attempt, client, log)
+                    if _cancel_due(run, attempt):
                         client.cancel_run(str(run.pk), traceparent=traceparent(run))
         raise ExecutorError("network", "the event stream ended before the run finished")
 
@@ -180,7 +223,7 @@ class RunHandler:
     def _store(run: Run, attempt: Attempt, batch: list[ExecutorEvent]) -> Run:
         """One transaction per received batch, fenced by the lease. The batch that ends the run also marks
         the queue entry done, and locks the session's row (see ``services.session_release_next``)."""
-        events = [NewEvent(e.type, e.data) for e in batch if e.type in EVENT_TYPES and e.type != "run.queued"]
+        events = [NewEvent(e.type, e.data) for e in batch if checked(e.seq, e.type, e.data)]
         finishing = batch[-1].terminal
         with transaction.atomic():
             locked = lock_for_write(run.pk, attempt.entry, finishing=finishing)
@@ -189,12 +232,12 @@ class RunHandler:
                 locked=locked,
                 events=events,
                 executor_seq=batch[-1].seq,
-                count_attempt=not attempt.counted,
+                attempts=None if attempt.counted else attempt.entry.attempts,
             )
             if finishing and stored.is_terminal:
                 lease_complete(attempt.entry)
                 attempt.completed = True
-            elif finishing:  # a run.finished that did not end the run (a status we do not know)
+            elif finishing:  # a run that something else ended first (a reconciler, a deadline)
                 lease_fence(attempt.entry)
         attempt.counted = True
         return stored
@@ -257,30 +300,37 @@ _LOCK_WITH_SESSION = """
 """
 
 
-def _has_answer(run: Run) -> bool:
-    return HumanLoopRequest.objects.filter(run=run, status=HumanLoopStatus.ANSWERED).exists()
-
-
-def _cancel_requested_now(run: Run) -> bool:
-    if run.cancel_requested:
-        return False  # already sent
-    run.cancel_requested = bool(
-        Run.objects.filter(pk=run.pk).values_list("cancel_requested", flat=True).first()
+def past_deadline(run: Run) -> bool:
+    """Whether the run is past its deadline (a run waiting on a person has its own timeout: the
+    reconciler's)."""
+    return (
+        run.deadline is not None and run.status != RunStatus.WAITING_HUMAN and timezone.now() >= run.deadline
     )
-    return bool(run.cancel_requested)
+
+
+def _touch_synced(run: Run, attempt: Attempt) -> None:
+    """A keep-alive: the executor is there and quiet. Record it now and then, so the reconciler does not
+    take a quiet run for a stalled one."""
+    if time.monotonic() < attempt.next_touch:
+        return
+    attempt.next_touch = time.monotonic() + SYNC_TOUCH_S
+    update_fields(Run, where={"id": run.pk}, values={"synced_at": timezone.now()})
+
+
+def _cancel_due(run: Run, attempt: Attempt) -> bool:
+    """Whether a cancel was asked for and not yet passed on in this attempt. ``run`` is as the last
+    stored batch read it under lock; with none stored lately, the flag is read afresh."""
+    if attempt.cancel_sent:
+        return False
+    if not run.cancel_requested:
+        run.cancel_requested = bool(
+            Run.objects.filter(pk=run.pk).values_list("cancel_requested", flat=True).first()
+        )
+    attempt.cancel_sent = bool(run.cancel_requested)
+    return attempt.cancel_sent
 
 
 def traceparent(run: Run) -> str:
     """W3C trace context for every executor call of this run: one trace per run."""
     span_id = run.pk.hex[:16]
     return f"00-{run.trace_id}-{span_id}-01"
-
-
-def notify_cancel(run: Run) -> None:
-    """Fast path for a cancel: tell the executor now (the worker also does, if this fails)."""
-    if run.status not in (RunStatus.RUNNING, RunStatus.WAITING_HUMAN):
-        return
-    try:
-        client_for(run.executor).cancel_run(str(run.pk), traceparent=traceparent(run))
-    except ExecutorError as exc:
-        logger.warning("run_cancel_fast_path_failed", run_id=str(run.pk), error_class=exc.error_class)

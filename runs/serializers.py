@@ -77,12 +77,16 @@ class TodoSerializer(serializers.ModelSerializer):
 class HumanLoopRequestSerializer(serializers.ModelSerializer):
     request_id = serializers.UUIDField(source="id", read_only=True)
     run_id = serializers.UUIDField(read_only=True)
+    event_request_id = serializers.CharField(
+        source="external_id", read_only=True, help_text="The `request_id` of its `human_loop.request` event."
+    )
 
     class Meta:
         model = HumanLoopRequest
         fields = [
             "request_id",
             "run_id",
+            "event_request_id",
             "question",
             "options",
             "status",
@@ -94,5 +98,13 @@ class HumanLoopRequestSerializer(serializers.ModelSerializer):
 
 
 class HumanLoopReplySerializer(serializers.Serializer):
-    request_id = serializers.UUIDField()
+    request_id = serializers.CharField(
+        max_length=100,
+        help_text="The `request_id` of the `human_loop.request` event on the run's stream (with `run_id`), "
+        "or the `request_id` from `GET /api/human-loop/pending`.",
+    )
+    run_id = serializers.UUIDField(
+        required=False,
+        help_text="The run that asked: needed with an event's `request_id` when it is ambiguous.",
+    )
     answer = serializers.CharField(max_length=20_000, trim_whitespace=False)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import uuid
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from agents.selectors import executor_for_app
 from core.db import insert_together
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, DomainError, NotFound
 from run_queue import services as queue
 from runs import streaming
 from runs.events import NewEvent, append_events
@@ -34,6 +39,12 @@ class RunConflict(Conflict):
 class IdempotencyConflict(Conflict):
     code = "idempotency_key_reused"
     message = "This Idempotency-Key was used for a different request."
+
+
+class AmbiguousRequest(DomainError):
+    status = 400
+    code = "ambiguous_request_id"
+    message = "Several questions have this request_id: give run_id."
 
 
 class AlreadyAnswered(Conflict):
@@ -100,6 +111,7 @@ def _create_run(*, user, app, input, session_id, multitask, idempotency_key, pri
     run = Run(
         pk=run_id,
         last_seq=1,
+        deadline=timezone.now() + timedelta(seconds=app.run_deadline_s or settings.RUN_DEADLINE_S),
         session=session,
         app=app,
         executor=executor_for_app(app),
@@ -157,16 +169,28 @@ def run_cancel(*, run: Run) -> Run:
     return run
 
 
-def run_finish(*, run_id, status: str, code: str = "", message: str = "") -> None:
-    """Finish the run here (the executor could not say so itself): one ``run.finished`` event."""
+def run_finish(
+    *, run_id, status: str, code: str = "", message: str = "", fence: Callable[[], None] | None = None
+) -> bool:
+    """Finish the run here (the executor could not say so itself): one ``run.finished`` event. Returns
+    whether this call ended it (False: it had ended already).
+
+    ``fence`` runs under the run's row lock, before anything is written: a worker or a reconciler holding
+    the run's queue entry proves its lease there (and completes the entry: ``lease_complete``), so the
+    run's end and the queue's commit together, and a holder whose lease moved on writes nothing."""
     data: dict[str, Any] = {"status": status}
     if code:
         data["error"] = {"code": code, "message": message}
     with transaction.atomic():
         # Under the run's row lock: a worker storing the executor's own run.finished cannot slip in between.
-        if Run.objects.select_for_update().filter(pk=run_id, status__in=ACTIVE_STATUSES).values("pk"):
+        locked = Run.objects.select_for_update().filter(pk=run_id).values_list("status", flat=True).first()
+        if fence is not None:
+            fence()
+        ended = locked in ACTIVE_STATUSES
+        if ended:
             append_events(run_id=run_id, events=[NewEvent("run.finished", data)])
     session_release_next(run_id=run_id)
+    return ended
 
 
 def session_release_next(*, run_id, session_id=None, queued_runs: bool | None = None) -> None:
@@ -211,17 +235,19 @@ def _session_queued_runs(session_id) -> bool:
         return bool(Session.objects.filter(pk=session_id).values_list("queued_runs", flat=True).first())
 
 
-def human_loop_reply(*, user, request_id: uuid.UUID, answer: str) -> HumanLoopRequest:
-    """Record a person's answer (once) and wake the run so its worker delivers it to the executor."""
+def human_loop_reply(
+    *, user, request_id: str, answer: str, run_id: uuid.UUID | None = None
+) -> HumanLoopRequest:
+    """Record a person's answer (once) and wake the run so its worker delivers it to the executor.
+
+    ``request_id`` is the id a client saw: the ``request_id`` of the ``human_loop.request`` event on the
+    run's stream (the executor's, unique within its run: give ``run_id``), or the control plane's id from
+    the pending list."""
+    pk = _human_request_pk(user=user, request_id=str(request_id), run_id=run_id)
     with transaction.atomic():
         # The run row first, as every writer of a run does (see runs.events.append_events): no deadlock.
-        list(Run.objects.select_for_update(of=("self",)).filter(human_requests__pk=request_id).values("pk"))
-        request = (
-            HumanLoopRequest.objects.select_for_update()
-            .filter(pk=request_id, run__in=Run.objects.visible_to(user))
-            .select_related("run")
-            .first()
-        )
+        list(Run.objects.select_for_update(of=("self",)).filter(human_requests__pk=pk).values("pk"))
+        request = HumanLoopRequest.objects.select_for_update().filter(pk=pk).select_related("run").first()
         if request is None:
             raise NotFound("No such question.", code="request_not_found")
         if request.status != HumanLoopStatus.PENDING or request.run.is_terminal:
@@ -233,3 +259,25 @@ def human_loop_reply(*, user, request_id: uuid.UUID, answer: str) -> HumanLoopRe
         request.save(update_fields=["status", "answer", "answered_by", "answered_at"])
         queue.entry_unpark(run_id=request.run_id)
     return request
+
+
+def _human_request_pk(*, user, request_id: str, run_id: uuid.UUID | None) -> uuid.UUID:
+    """The question the client means, among those it may see: a 404 for anything else."""
+    visible = HumanLoopRequest.objects.filter(run__in=Run.objects.visible_to(user))
+    if run_id is not None:
+        visible = visible.filter(run_id=run_id)
+    by_event = Q(external_id=request_id)
+    with contextlib.suppress(ValueError):
+        by_event |= Q(pk=uuid.UUID(request_id))
+    matches = list(visible.filter(by_event).order_by("-created_at").values_list("pk", "status")[:50])
+    if not matches:
+        raise NotFound("No such question.", code="request_not_found")
+    if len(matches) > 1:
+        # The same event id in several runs (a playbook's ids repeat): the open one, if just one is.
+        pending = [pk for pk, status in matches if status == HumanLoopStatus.PENDING]
+        if len(pending) != 1:
+            raise AmbiguousRequest(
+                detail={"run_id": ["Give the run that asked: several questions have this id."]}
+            )
+        return pending[0]
+    return matches[0][0]

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from agents.selectors import app_for_use
 from core.throttling import UserRateThrottle
-from runs import live, orchestrator, services
+from runs import live, services
 from runs.models import HumanLoopRequest, HumanLoopStatus, Run
 from runs.selectors import run_history
 from runs.serializers import (
@@ -153,8 +153,9 @@ class RunDetailView(APIView):
 class RunCancelView(APIView):
     @extend_schema(request=None, responses=RunSerializer, summary="Cancel a run")
     def post(self, request: Request, run_id) -> Response:
+        # Recorded here; the worker holding the run tells the executor (within a second while events
+        # flow, at the executor's next keep-alive while it is quiet). No web thread waits on an executor.
         run = services.run_cancel(run=visible_run(request, run_id))
-        orchestrator.notify_cancel(run)
         return Response(RunSerializer(run).data)
 
 

@@ -24,7 +24,7 @@ def test_changelist_filters_by_state_and_finds_a_run(admin_client, enqueue):
     assert str(dead.run_id) not in page
 
 
-def test_retry_now_makes_a_dead_entry_ready_with_fresh_attempts(admin_client, enqueue):
+def test_retry_now_makes_a_dead_entry_ready_with_a_fresh_budget(admin_client, enqueue, settings):
     entry = enqueue()[0]
     QueueEntry.objects.filter(pk=entry.pk).update(state=State.DEAD, attempts=5, last_error_class="timeout")
     response = admin_client.post(
@@ -32,7 +32,9 @@ def test_retry_now_makes_a_dead_entry_ready_with_fresh_attempts(admin_client, en
     )
     assert response.status_code == 302
     entry.refresh_from_db()
-    assert (entry.state, entry.attempts, entry.finished_at) == (State.READY, 0, None)
+    # attempts keep counting (the run's one count); the budget moves on
+    assert (entry.state, entry.attempts, entry.finished_at) == (State.READY, 5, None)
+    assert entry.max_attempts == 5 + settings.QUEUE_MAX_ATTEMPTS
 
 
 def test_mark_dead_stops_waiting_entries_and_tells_the_handler(admin_client, enqueue, monkeypatch):

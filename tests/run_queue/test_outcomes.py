@@ -108,13 +108,14 @@ def test_raising_handler_is_a_retryable_error_with_its_traceback_logged(db, enqu
     assert raised[0].exc_info is not None
 
 
-def test_parked_entry_waits_until_unparked_and_restarts_its_attempts(db, enqueue, make_worker):
+def test_parked_entry_waits_until_unparked_and_gets_a_fresh_retry_budget(db, enqueue, make_worker, settings):
     outcomes = iter([Outcome.park(), Outcome.done()])
     worker = make_worker(Recording(lambda entry: next(outcomes)))
     entry = enqueue()[0]
     worker.step()
     parked = QueueEntry.objects.get(pk=entry.pk)
-    assert (parked.state, parked.attempts, parked.lease_token) == (State.PARKED, 0, None)
+    assert (parked.state, parked.attempts, parked.lease_token) == (State.PARKED, 1, None)
+    assert parked.max_attempts == 1 + settings.QUEUE_MAX_ATTEMPTS
     assert worker.step() == 0
     assert services.entry_unpark(run_id=entry.run_id) is True
     assert services.entry_unpark(run_id=entry.run_id) is False

@@ -12,6 +12,7 @@ from run_queue.models import QueueEntry, State
 from run_queue.services import LeaseLost
 from runs.models import Run, RunStatus, Session
 from runs.orchestrator import Attempt, RunHandler, lock_for_write
+from runs.protocol import ProtocolViolation
 from tests.factories import AppFactory
 
 
@@ -61,12 +62,13 @@ def test_the_batch_that_ends_the_run_completes_its_queue_entry_in_the_same_trans
     assert Run.objects.get(pk=run.pk).attempts == 1
 
 
-def test_a_finish_with_an_unknown_status_leaves_the_entry_to_the_retry_policy(claimed):
+def test_a_finish_with_an_unknown_status_is_a_protocol_error_and_stores_nothing(claimed):
     run, entry = claimed
     attempt = Attempt(entry)
-    stored = RunHandler._store(run, attempt, batch(("run.started", {}), ("run.finished", {"status": "odd"})))
-    assert stored.status == RunStatus.RUNNING
-    assert attempt.completed is False
+    with pytest.raises(ProtocolViolation, match="status"):
+        RunHandler._store(run, attempt, batch(("run.started", {}), ("run.finished", {"status": "odd"})))
+    fresh = Run.objects.get(pk=run.pk)
+    assert (fresh.status, fresh.last_seq) == (RunStatus.QUEUED, 1)
     assert QueueEntry.objects.get(pk=entry.pk).state == State.LEASED
 
 

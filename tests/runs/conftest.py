@@ -1,0 +1,12 @@
+import pytest
+
+from tests.executor_support import ExecutorProcess, executor_fixture
+
+executor_server = pytest.fixture(scope="session")(executor_fixture)
+
+
+@pytest.fixture
+def executor(executor_server: ExecutorProcess):
+    """The shared executor process; after the test, its faults are cleared and the test's clients closed."""
+    yield executor_server
+    executor_server.reset()
