@@ -1,7 +1,8 @@
 """``manage.py standalone``: the whole product in one process, for the demo and for trying it out.
 
-Three parts run in threads of this process: the control plane (uvicorn serving ``controlplane.asgi``), the
-reference executor (its ASGI app on a second uvicorn server bound to 127.0.0.1 only) and a queue worker.
+Four parts run in threads of this process: the control plane (uvicorn serving ``controlplane.asgi``), the
+reference executor (its ASGI app on a second uvicorn server bound to 127.0.0.1 only), a queue worker and
+the reconciler.
 Events reach browsers through django-eventstream's in-process listeners, so no Redis is needed (``manage.py``
 sets ``STANDALONE`` before settings load, which makes them ignore ``REDIS_URL``).
 
@@ -40,6 +41,7 @@ from executor.app import ExecutorApp
 from executor.http import ApiError
 from rbac.services import DemoPasswordRefused
 from run_queue import handlers
+from observability.reconciler import Reconciler, ReconcilerOptions
 from run_queue.worker import Worker, WorkerOptions
 
 logger = structlog.get_logger(__name__)
@@ -158,6 +160,7 @@ class Parts:
     web: StreamingServer
     web_socket: socket.socket
     worker: Worker
+    reconciler: Reconciler
     executor: EmbeddedExecutor | None
     threads: dict[str, threading.Thread] = field(default_factory=dict)
 
@@ -223,7 +226,11 @@ class Standalone:
             )
         connections.close_all()  # the parts open their own, one per thread
         self.parts = Parts(
-            web=self._web_server(), web_socket=web_socket, worker=self._worker(), executor=executor
+            web=self._web_server(),
+            web_socket=web_socket,
+            worker=self._worker(),
+            reconciler=Reconciler(options=ReconcilerOptions.from_settings()),
+            executor=executor,
         )
 
     def _web_server(self) -> StreamingServer:
@@ -253,6 +260,7 @@ class Standalone:
         targets: dict[str, tuple[Callable[..., None], list[socket.socket] | None]] = {
             "web": (parts.web.run, [parts.web_socket]),
             "worker": (parts.worker.run, None),
+            "reconciler": (parts.reconciler.run, None),
         }
         if parts.executor is not None:
             targets["executor"] = (parts.executor.server.run, [parts.executor.socket])
@@ -288,8 +296,10 @@ class Standalone:
         return [name for name, thread in parts.threads.items() if not thread.is_alive()]
 
     def shut_down(self, parts: Parts) -> None:
+        parts.reconciler.stop()
         parts.worker.stop()
         self._join(parts, "worker", self.options.grace_seconds + 10)
+        self._join(parts, "reconciler", 10)
         if parts.executor is not None:
             parts.executor.stop()
         parts.web.should_exit = True

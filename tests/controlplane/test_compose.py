@@ -17,7 +17,7 @@ OURS = {name: svc for name, svc in COMPOSE["services"].items() if svc.get("build
 
 
 def test_our_image_runs_the_expected_services():
-    assert {"migrate", "web", "worker", "executor"} <= set(OURS)
+    assert {"migrate", "web", "worker", "reconciler", "executor"} <= set(OURS)
 
 
 def _check_command(command: list[str]) -> None:
