@@ -50,7 +50,7 @@ EXECUTOR_TOKEN = "bench-executor-token"
 
 
 class Stack:
-    def __init__(self, url: str, workers: int) -> None:
+    def __init__(self, url: str, workers: int, reconcilers: int = 1) -> None:
         self.url = url
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -80,6 +80,10 @@ class Stack:
             spawn([PYTHON, "manage.py", "runworker", "--concurrency", "16"], process_env(url))
             for _ in range(workers)
         ]
+        # The production topology has a reconciler beside the workers: its passes are part of the cost.
+        self.reconcilers = [
+            spawn([PYTHON, "manage.py", "reconcile"], process_env(url)) for _ in range(reconcilers)
+        ]
         wait_http(self.executor_url + "/v1/health", {"Authorization": f"Bearer {EXECUTOR_TOKEN}"})
         wait_http(self.base + "/healthz")
         self.token = self._seed()
@@ -105,12 +109,13 @@ class Stack:
             "load generator": usage.ru_utime + usage.ru_stime,
             "web": cpu_seconds(self.web.pid),
             "workers": sum(cpu_seconds(w.pid) for w in self.workers),
+            "reconcilers": sum(cpu_seconds(r.pid) for r in self.reconcilers),
             "executor": cpu_seconds(self.executor.pid),
             "postgres": postgres_cpu_seconds(),
         }
 
     def close(self) -> None:
-        stop([*self.workers, self.web, self.executor])
+        stop([*self.reconcilers, *self.workers, self.web, self.executor])
 
 
 def stream_run(
@@ -433,6 +438,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--reconcilers", type=int, default=1)
     parser.add_argument("--flood", type=int, default=20_000)
     parser.add_argument("--streams", type=int, default=1500)
     parser.add_argument("--seconds", type=float, default=15)
@@ -442,10 +448,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     with scratch_database("cp_bench_runs") as url:
-        stack = Stack(url, args.workers)
+        stack = Stack(url, args.workers, args.reconcilers)
         try:
             print(
                 f"runs benchmark: PostgreSQL + Redis, 1 web process, {args.workers} workers, "
+                f"{args.reconcilers} reconciler(s), "
                 f"reference executor; services log at {os.environ.get('BENCH_LOG_LEVEL', 'WARNING')}"
             )
             parts = set(args.parts.split(","))
