@@ -39,9 +39,9 @@ from controlplane.demo import APPS, USERS, seed_demo
 from executor import config as executor_config
 from executor.app import ExecutorApp
 from executor.http import ApiError
+from observability.reconciler import Reconciler, ReconcilerOptions
 from rbac.services import DemoPasswordRefused
 from run_queue import handlers
-from observability.reconciler import Reconciler, ReconcilerOptions
 from run_queue.worker import Worker, WorkerOptions
 
 logger = structlog.get_logger(__name__)
