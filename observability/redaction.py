@@ -5,7 +5,7 @@ Two rules, applied to every line whatever its source (our loggers, Django's, the
 * a value under a credential-like key (``password``, ``token``, ``*_token``, ``secret``, ``api_key``,
   ``Authorization``, ``Cookie``...) is replaced, at any depth of the event dict;
 * inside any string (the message, an exception's text, a header dump), ``Token <key>`` / ``Bearer <key>`` /
-  ``Basic <key>`` and ``password=…`` / ``"token": "…"`` pairs lose their value.
+  ``Basic <key>``, ``password=…`` / ``"token": "…"`` pairs and a URL's ``user:password@`` lose their value.
 
 Frame locals are never rendered (``observability.logging``), so a secret held in a variable of a failing
 function cannot reach this far; these rules catch the secrets that travel in messages and fields.
@@ -51,8 +51,9 @@ _PAIR_VALUE = re.compile(
 )
 
 
-# Most lines hold no credential word at all: one cheap search spares them both substitutions.
-_HINT = re.compile(r"token|bearer|basic|passw|secret|api.?key", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(//[^/@:\s]*:)(?!\[REDACTED\]@)[^/@\s]+@")  # postgres://user:password@host
+# Most lines hold no credential word at all: one cheap search spares them the substitutions.
+_HINT = re.compile(r"token|bearer|basic|passw|secret|api.?key|@", re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -69,6 +70,7 @@ def _is_sensitive_name(key: str) -> bool:
 def redact_text(text: str) -> str:
     if not _HINT.search(text):
         return text
+    text = _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
     return _PAIR_VALUE.sub(rf"\1{REDACTED}", _SCHEME_VALUE.sub(rf"\1\2{REDACTED}", text))
 
 

@@ -79,3 +79,13 @@ def test_malformed_https_settings_stop_start_up(tmp_path, variable, value):
     result = check_deploy(deployed_environment(tmp_path, **{variable: value}))
     assert result.returncode != 0
     assert f"ImproperlyConfigured: {variable}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("REDIS_URL", "http://:hunter2-pw@redis:6379/0"), ("DATABASE_URL", "mysql://cp:hunter2-pw@db/cp")],
+)
+def test_a_refused_url_is_reported_without_its_password(tmp_path, variable, value):
+    result = check_deploy(deployed_environment(tmp_path, **{variable: value}))
+    assert f"ImproperlyConfigured: {variable}" in result.stderr
+    assert "hunter2-pw" not in result.stderr

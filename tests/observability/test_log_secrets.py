@@ -94,6 +94,7 @@ def test_secrets_in_messages_and_fields_are_redacted_in_the_rendered_line(db):
     with captured_logs("json") as logs:
         logging.getLogger("some.library").warning("retrying with Authorization: Token %s", key)
         logging.getLogger("other").info("GET /api/x?token=%s&page=2 with Bearer %s", key, key)
+        logging.getLogger("psycopg").error("cannot reach postgres://cp:%s@db:5432/cp", key)
         try:
             raise RuntimeError(f"upstream refused password={key}")
         except RuntimeError:
@@ -101,7 +102,8 @@ def test_secrets_in_messages_and_fields_are_redacted_in_the_rendered_line(db):
     output = logs.getvalue()
     assert key not in output
     assert "page=2" in output
-    assert output.count(REDACTED) >= 4
+    assert output.count(REDACTED) >= 5
+    assert "postgres://cp:[REDACTED]@db:5432/cp" in output
 
 
 def test_credential_keys_are_redacted_at_any_depth_and_flags_stay_readable():
