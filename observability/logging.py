@@ -28,6 +28,18 @@ SHARED_PROCESSORS: list[Any] = [
 ]
 
 
+# One list for every call: loggers cached on first use keep a reference to it, and structlog's
+# capture_logs (tests) edits it in place — a second configuration with a new list would leave them behind.
+STRUCTLOG_PROCESSORS: list[Any] = [
+    # First, so a filtered-out debug/info call on a hot path (the queue) costs one level check.
+    structlog.stdlib.filter_by_level,
+    *SHARED_PROCESSORS,
+    structlog.stdlib.PositionalArgumentsFormatter(),
+    structlog.processors.UnicodeDecoder(),
+    structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+]
+
+
 def redacted_plain_traceback(sio: TextIO, exc_info: ExcInfo) -> None:
     """The console renderer's traceback: plain (no locals), with secrets scrubbed from its text."""
     rendered = io.StringIO()
@@ -46,14 +58,7 @@ def _render_steps(log_format: str) -> list[Any]:
 def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
     """Configure structlog and return the stdlib ``LOGGING`` dict that renders through it."""
     structlog.configure(
-        processors=[
-            # First, so a filtered-out debug/info call on a hot path (the queue) costs one level check.
-            structlog.stdlib.filter_by_level,
-            *SHARED_PROCESSORS,
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.processors.UnicodeDecoder(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
+        processors=STRUCTLOG_PROCESSORS,
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
