@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from agents.models import DEFAULT_EXECUTOR_NAME, App, Executor
+from agents.services import TOKEN_REQUIRED_FOR_NEW_URL
 
 
 class ExecutorAdminForm(forms.ModelForm):
@@ -42,8 +43,15 @@ class ExecutorAdminForm(forms.ModelForm):
         if cleaned.get("clear_token"):
             cleaned["token"] = ""
         elif not cleaned.get("token"):
+            self._refuse_new_url_for_stored_token()
             cleaned["token"] = self.instance.token if self.instance.pk else ""
         return cleaned
+
+    def _refuse_new_url_for_stored_token(self) -> None:
+        # The stored token goes with every call to base_url: whoever could repoint the URL without knowing
+        # the token would receive it at their own host.
+        if self.instance.pk and self.instance.token and "base_url" in self.changed_data:
+            self.add_error("token", TOKEN_REQUIRED_FOR_NEW_URL)
 
 
 @admin.register(Executor)

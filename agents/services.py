@@ -2,6 +2,15 @@ from django.conf import settings
 
 from agents.models import DEFAULT_EXECUTOR_NAME, Executor
 
+TOKEN_REQUIRED_FOR_NEW_URL = (
+    "Changing the URL requires entering the token again (or clearing it): the stored token is sent to "
+    "whatever the URL points at."
+)
+
+
+class ExecutorTokenRequired(ValueError):
+    """An executor's URL was to change while its stored token stayed: the token would go to the new host."""
+
 
 def _settings_fields() -> dict[str, object]:
     return {
@@ -24,9 +33,15 @@ def executor_sync_default() -> Executor:
 
 
 def executor_sync(*, name: str, wanted: dict[str, object]) -> Executor:
-    """The executor ``name``, created with ``wanted`` or updated to it (only the fields that differ)."""
+    """The executor ``name``, created with ``wanted`` or updated to it (only the fields that differ).
+
+    A new ``base_url`` for a row that holds a token needs the token in ``wanted`` too
+    (``ExecutorTokenRequired`` otherwise): the stored one must not follow the URL to another host.
+    """
     executor, created = Executor.objects.get_or_create(name=name, defaults=wanted)
     changed = [field for field, value in wanted.items() if getattr(executor, field) != value]
+    if not created and "base_url" in changed and executor.token and "token" not in wanted:
+        raise ExecutorTokenRequired(TOKEN_REQUIRED_FOR_NEW_URL)
     if not created and changed:
         for field in changed:
             setattr(executor, field, wanted[field])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 # Commands that write run events from a process of their own, apart from the web processes' listeners.
 PUBLISHING_COMMANDS = frozenset({"runworker", "reconcile"})
@@ -109,3 +109,22 @@ def check_shared_database(app_configs=None, **kwargs) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+# The placeholders .env.example ships with: a deployment that kept one signs sessions (or guards its executor)
+# with a value anyone can read in this repository.
+PLACEHOLDER_PREFIX = "change-me"
+
+
+@register(Tags.security, deploy=True)
+def check_no_placeholder_secrets(app_configs=None, **kwargs) -> list[CheckMessage]:
+    names = ["SECRET_KEY", "EXECUTOR_TOKEN"]
+    kept = [name for name in names if str(getattr(settings, name, "")).startswith(PLACEHOLDER_PREFIX)]
+    return [
+        Error(
+            f"{name} is still the placeholder from .env.example.",
+            hint='Set a random value, e.g. python -c "import secrets; print(secrets.token_urlsafe(50))".',
+            id="controlplane.E050",
+        )
+        for name in kept
+    ]

@@ -8,6 +8,7 @@ reference) can tell which variables the settings actually understand. Every malf
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,6 +16,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 READ: set[str] = set()
+
+_URL_PASSWORD = re.compile(r"(//[^/@:\s]*:)[^/@\s]*@")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -34,6 +37,11 @@ def _raw(name: str) -> str | None:
         return Path(path).read_text().strip()
     except OSError as exc:
         raise ImproperlyConfigured(f"{name}_FILE: cannot read {path!r}: {exc}") from exc
+
+
+def without_password(url: str) -> str:
+    """``url`` fit for an error message: a database or Redis URL's password is replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\1***@", url)
 
 
 def string(name: str, default: str = "") -> str:
@@ -104,7 +112,7 @@ def database(name: str, default: str) -> dict:
     try:
         config = environ.Env.db_url_config(value)
     except (ValueError, KeyError) as exc:
-        raise ImproperlyConfigured(f"{name}: cannot parse {value!r}: {exc}") from exc
+        raise ImproperlyConfigured(f"{name}: cannot parse {without_password(value)!r}: {exc}") from exc
     if config["ENGINE"] != "django.db.backends.sqlite3" and not config.get("NAME"):
         raise ImproperlyConfigured(f"{name}: the URL names no database")
     return config
@@ -113,7 +121,8 @@ def database(name: str, default: str) -> dict:
 def url(name: str, default: str, schemes: set[str]) -> str:
     value = string(name, default)
     if value and urlsplit(value).scheme not in schemes:
-        raise ImproperlyConfigured(f"{name}: expected a URL with scheme in {sorted(schemes)}, got {value!r}")
+        shown = without_password(value)
+        raise ImproperlyConfigured(f"{name}: expected a URL with scheme in {sorted(schemes)}, got {shown!r}")
     return value
 
 
@@ -125,7 +134,7 @@ def redis_kwargs(name: str, value: str) -> dict:
         db = int(parts.path.lstrip("/") or 0)
         port = parts.port or 6379
     except ValueError:
-        raise ImproperlyConfigured(f"{name}: cannot parse {value!r}") from None
+        raise ImproperlyConfigured(f"{name}: cannot parse {without_password(value)!r}") from None
     kwargs: dict = {"host": parts.hostname or "127.0.0.1", "port": port, "db": db}
     if parts.password:
         kwargs["password"] = parts.password

@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--token", help="Bearer token callers must send (default: $EXECUTOR_TOKEN)")
     parser.add_argument(
-        "--admin-token", help="token for /v1/admin/* (default: $EXECUTOR_ADMIN_TOKEN, else --token)"
+        "--admin-token", help="token for /v1/admin/* (default: $EXECUTOR_ADMIN_TOKEN; unset: that API is off)"
     )
     parser.add_argument(
         "--keepalive-s", type=float, help="seconds between keep-alives on a quiet stream (default 10)"

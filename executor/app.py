@@ -140,7 +140,10 @@ class ExecutorApp:
 
     async def _dispatch(self, request: Request, receive: Receive, send: Send) -> None:
         route, params, allowed = _match(request.method, request.path)
-        self._authenticate(request, admin=request.path.startswith("/v1/admin/"))
+        admin = request.path.startswith("/v1/admin/")
+        if admin and not self.config.admin_token:
+            raise ApiError(404, "not_found", "The admin API is off: EXECUTOR_ADMIN_TOKEN is not set.")
+        self._authenticate(request, admin=admin)
         if route is None and allowed:
             allow = [("Allow", ", ".join(sorted(allowed)))]
             raise ApiError(405, "method_not_allowed", f"Method {request.method} not allowed.", headers=allow)
@@ -158,7 +161,9 @@ class ExecutorApp:
     def _authenticate(self, request: Request, *, admin: bool) -> None:
         expected = self.config.admin_token if admin else self.config.token
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        # An empty expected token would match an empty Bearer value: refuse it rather than trust the caller.
+        matches = hmac.compare_digest(token.strip().encode(), expected.encode())
+        if not expected or scheme.lower() != "bearer" or not matches:
             challenge = [("WWW-Authenticate", 'Bearer realm="executor"')]
             raise ApiError(401, "not_authenticated", "A valid Bearer token is required.", headers=challenge)
 

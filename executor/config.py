@@ -7,6 +7,7 @@ secrets can be read from a file named by ``NAME_FILE``. This module imports noth
 from __future__ import annotations
 
 import argparse
+import hmac
 import json
 import os
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ class OpenAIConfig:
 @dataclass(frozen=True)
 class Config:
     token: str = field(repr=False)
-    admin_token: str = field(repr=False)
+    admin_token: str = field(repr=False)  # empty: the /v1/admin/ API is off
     # Shorter than any client's read timeout (the control plane's default is 30 s), so a quiet stream
     # never looks dead to the client.
     keepalive_s: float = 10.0
@@ -114,6 +115,17 @@ def _openai() -> OpenAIConfig:
     )
 
 
+def _admin_token(args: argparse.Namespace, token: str) -> str:
+    """The fault API's own token; empty turns that API off. Never the protocol token: whoever may call
+    the protocol (the control plane, anyone holding an executor's token) must not be able to break it."""
+    admin_token = (args.admin_token or _env("EXECUTOR_ADMIN_TOKEN") or "").strip()
+    if admin_token and hmac.compare_digest(admin_token.encode(), token.encode()):
+        raise ConfigError(
+            "EXECUTOR_ADMIN_TOKEN: must differ from EXECUTOR_TOKEN (leave it unset to turn off /v1/admin/)"
+        )
+    return admin_token
+
+
 def load(args: argparse.Namespace) -> Config:
     token = args.token or _env("EXECUTOR_TOKEN")
     if not token:
@@ -121,7 +133,7 @@ def load(args: argparse.Namespace) -> Config:
     keepalive = args.keepalive_s if args.keepalive_s is not None else _env("EXECUTOR_KEEPALIVE_S")
     return Config(
         token=token,
-        admin_token=args.admin_token or _env("EXECUTOR_ADMIN_TOKEN") or token,
+        admin_token=_admin_token(args, token),
         keepalive_s=_number("EXECUTOR_KEEPALIVE_S", keepalive, 10.0, 0.05),
         retention_s=_number("EXECUTOR_RETENTION_S", _env("EXECUTOR_RETENTION_S"), 3600.0, 1.0),
         faults=_faults(_env("EXECUTOR_FAULTS")),

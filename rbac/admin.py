@@ -1,4 +1,6 @@
 from django.contrib import admin
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from rbac.models import Department
 
@@ -11,3 +13,14 @@ class DepartmentAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     autocomplete_fields = ["parent"]
     filter_horizontal = ["members"]
+
+
+# DRF's own registration lists every key in clear; ours lists whose token it is and when it was made. Staff
+# can still revoke one (delete); the key is shown only once, to its user, by POST /api/auth/token/.
+admin.site.unregister(TokenProxy)
+
+
+@admin.register(TokenProxy)
+class ApiTokenAdmin(TokenAdmin):
+    list_display = ("user", "created")
+    list_select_related = ("user",)

@@ -122,7 +122,8 @@ def start_executor(log_dir: Path, *, env: dict[str, str] | None = None) -> Execu
     port = free_port()
     token, admin_token = f"tok-{uuid.uuid4().hex}", f"adm-{uuid.uuid4().hex}"
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("EXECUTOR_", "OPENAI_"))}
-    environ.update(EXECUTOR_TOKEN=token, EXECUTOR_ADMIN_TOKEN=admin_token, LOG_LEVEL="info", **(env or {}))
+    environ.update({"EXECUTOR_TOKEN": token, "EXECUTOR_ADMIN_TOKEN": admin_token, "LOG_LEVEL": "info"})
+    environ.update(env or {})  # a test may override the tokens too
     log_path = log_dir / f"executor-{port}.log"
     command = [sys.executable, "-m", "executor", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--keepalive-s", str(KEEPALIVE_S)]
