@@ -6,12 +6,13 @@ import secrets
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agents.selectors import executor_for_app
 from core.db import insert_together
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound, TooManyRequests
 from run_queue import services as queue
 from runs import streaming
 from runs.events import NewEvent, append_events
@@ -59,6 +60,7 @@ def run_start(
         existing = _run_for_key(user=user, app=app, input=input, key=idempotency_key)
         if existing is not None:
             return existing, False
+    check_active_run_limit(user=user)
     try:
         with transaction.atomic():
             return _create_run(
@@ -79,6 +81,20 @@ def run_start(
         if existing is None:
             raise
         return existing, False
+
+
+class TooManyActiveRuns(TooManyRequests):
+    code = "too_many_active_runs"
+    message = "Too many runs are active; wait for one to finish or cancel one."
+
+
+def check_active_run_limit(*, user) -> None:
+    """Refuse a start while ``user`` has ``RUNS_MAX_ACTIVE_PER_USER`` active runs. One query that stops
+    at the limit-th row; it runs before the run's transaction, so concurrent starts of one user can pass
+    the limit by at most the number of them in flight (each sees the others' uncommitted runs as absent)."""
+    limit = settings.RUNS_MAX_ACTIVE_PER_USER
+    if limit and Run.objects.filter(user=user).active().values("pk")[limit - 1 : limit].exists():
+        raise TooManyActiveRuns(detail={"limit": limit})
 
 
 def _run_for_key(*, user, app, input, key: str) -> Run | None:
