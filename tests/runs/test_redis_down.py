@@ -165,3 +165,67 @@ def test_a_worker_s_publish_gives_up_within_one_timeout_then_skips_redis(setting
     began = time.monotonic()
     live.publish(batch)
     assert time.monotonic() - began < 0.05
+
+
+class FreezingProxy:
+    """Forwards TCP to the real Redis until ``freeze``: from then on it keeps every connection open and
+    forwards nothing, as a Redis that hangs (or a network that drops packets) does."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.frozen = threading.Event()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client = self.server.accept()[0]
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                if not self.frozen.is_set():
+                    sink.sendall(data)
+        except OSError:
+            return
+
+    def close(self) -> None:
+        self.server.close()
+        for sock in self.sockets:
+            sock.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_subscription_to_a_redis_that_goes_silent_is_given_up_and_a_quiet_one_is_kept(
+    settings, monkeypatch
+):
+    real = settings.EVENTSTREAM_REDIS
+    proxy = FreezingProxy(real["host"], real["port"])
+    settings.EVENTSTREAM_REDIS = {**real, "port": proxy.port}
+    monkeypatch.setattr(live, "PING_S", 0.2)
+    hub = live.LiveHub()
+
+    async def scenario():
+        assert await hub.wait_subscribed()
+        await asyncio.sleep(1.0)  # quiet, but answering pings
+        assert hub.subscribed()
+        assert hub.subscriptions == 1
+        proxy.frozen.set()
+        async with asyncio.timeout(3):  # two pings' time, not forever
+            while hub.subscribed():
+                await asyncio.sleep(0.05)
+        hub._task.cancel()
+
+    try:
+        run_scenario(scenario)
+    finally:
+        proxy.close()
