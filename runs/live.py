@@ -44,9 +44,6 @@ RECHECK_SWEEPS = (3, 6)
 # The subscription pings Redis after this long without a message, and gives it up (and reconnects) when
 # the ping gets no answer within as long again: a Redis that accepts but never answers is noticed.
 PING_S = 10.0
-# redis-py's clients retry a failed command 10 times with backoff by default: up to ~5 s against a closed
-# port and 10 socket timeouts against a silent server, per publish. The publisher retries once, on a
-# connection error only: that replaces a pooled connection Redis closed (a restart) without an error.
 subscription_outage = Outage("live_subscription_lost", skip_s=0.0)
 
 
@@ -308,6 +305,9 @@ def _redis_publisher():
             from redis.backoff import NoBackoff
             from redis.retry import Retry
 
+            # redis-py retries a failed command 10 times with backoff by default: up to ~5 s against a
+            # closed port and 10 socket timeouts against a silent server, per publish. One retry on a
+            # connection error only still replaces a pooled connection that Redis closed (a restart).
             retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
             _publisher = Redis(**redis_kwargs(), retry=retry)  # type: ignore[misc]
         return _publisher

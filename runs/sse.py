@@ -111,9 +111,16 @@ def stream_channel(
     frees a slot the caller took already (``take_stream_slot``).
     """
     grip = getattr(request, "grip", None)
+    try:
+        after = last_event_seq(request, channel)
+    except ValidationError:
+        if free is not None:
+            free()
+        raise
     if grip is not None and grip.proxied:
+        if free is not None:
+            free()  # Pushpin holds the connection: it costs this process no stream
         return _grip_hold(request, channel)
-    after = last_event_seq(request, channel)
     if listener is None or after:
         known = None
     if free is None:

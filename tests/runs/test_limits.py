@@ -98,3 +98,15 @@ def test_a_slot_is_freed_once_however_often_it_is_freed(member, settings):
     assert stream_slots.open == {member.pk: 1}
     other()
     assert stream_slots.open == {}
+
+
+def test_a_start_stream_refused_for_its_last_event_id_frees_its_slot(api_as, member, app, one_stream):
+    response = api_as(member).post(
+        "/api/runs/start",
+        {"app": "demo"},
+        format="json",
+        HTTP_LAST_EVENT_ID="bad",
+        HTTP_ACCEPT="application/json",
+    )
+    assert response.status_code == 400
+    assert stream_slots.open == {}
