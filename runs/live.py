@@ -309,7 +309,7 @@ def _redis_publisher():
             # closed port and 10 socket timeouts against a silent server, per publish. One retry on a
             # connection error only still replaces a pooled connection that Redis closed (a restart).
             retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
-            _publisher = Redis(**redis_kwargs(), retry=retry)  # type: ignore[misc]
+            _publisher = Redis(**(redis_kwargs() or {}), retry=retry)
         return _publisher
 
 
