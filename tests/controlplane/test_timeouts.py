@@ -53,3 +53,31 @@ def test_the_timeouts_come_from_the_environment_and_zero_turns_the_statement_tim
     refused = start(DATABASE_STATEMENT_TIMEOUT_MS="soon")
     assert refused.returncode != 0
     assert "DATABASE_STATEMENT_TIMEOUT_MS" in refused.stderr.splitlines()[-1]
+
+
+def test_a_black_holed_database_fails_a_connection_within_the_connect_timeout():
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.runs.test_redis_down import BlackHole
+
+    hole = BlackHole()
+    probe = (
+        "import django; django.setup(); from django.db import connection\n"
+        "try:\n    connection.ensure_connection()\nexcept Exception as exc:\n    print(type(exc).__name__)"
+    )
+    environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlplane.settings", "DEBUG": "true"}
+    environ.update(
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:{hole.port}/x", DATABASE_CONNECT_TIMEOUT_S="2"
+    )
+    began = time.monotonic()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", probe], env=environ, capture_output=True, text=True, timeout=30
+        )
+    finally:
+        hole.close()
+    assert result.stdout.strip() == "OperationalError", result.stderr
+    assert time.monotonic() - began < 10  # the interpreter and Django start in ~1-2 s of it
