@@ -89,12 +89,21 @@ class TooManyActiveRuns(TooManyRequests):
 
 
 def check_active_run_limit(*, user) -> None:
-    """Refuse a start while ``user`` has ``RUNS_MAX_ACTIVE_PER_USER`` active runs. One query that stops
-    at the limit-th row; it runs before the run's transaction, so concurrent starts of one user can pass
-    the limit by at most the number of them in flight (each sees the others' uncommitted runs as absent)."""
+    """Refuse a start while ``user`` has ``RUNS_MAX_ACTIVE_PER_USER`` active runs: one query that stops
+    at the limit-th row. Called outside a transaction (``run_start``), concurrent starts of one user can
+    pass the limit by up to the number of them in flight (none sees the others' uncommitted runs). Inside
+    the transaction that inserts the run it is exact: it first takes a per-user lock held to commit."""
     limit = settings.RUNS_MAX_ACTIVE_PER_USER
-    if limit and Run.objects.filter(user=user).active().values("pk")[limit - 1 : limit].exists():
+    if not limit:
+        return
+    if connection.in_atomic_block and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # the next statement's snapshot sees the starts before ours
+            cursor.execute(ACTIVE_RUNS_LOCK_SQL, [user.pk % 2**31])
+    if Run.objects.filter(user=user).active().values("pk")[limit - 1 : limit].exists():
         raise TooManyActiveRuns(detail={"limit": limit})
+
+
+ACTIVE_RUNS_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('runs.active_run_limit'), %s)"
 
 
 def _run_for_key(*, user, app, input, key: str) -> Run | None:

@@ -110,3 +110,37 @@ def test_a_start_stream_refused_for_its_last_event_id_frees_its_slot(api_as, mem
     )
     assert response.status_code == 400
     assert stream_slots.open == {}
+
+
+def test_checked_inside_the_start_s_transaction_concurrent_starts_cannot_pass_the_limit(
+    transactional_db, member, settings
+):
+    """Outside a transaction (how run_start calls it today) 6 simultaneous starts at a limit of 2 passed
+    3-6 of them (measured); inside one, the per-user lock makes the limit exact."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from runs.services import TooManyActiveRuns
+
+    settings.RUNS_MAX_ACTIVE_PER_USER = 2
+    app = AppFactory(slug="demo")
+    threads = 6
+    barrier = threading.Barrier(threads)
+
+    def start_one():
+        try:
+            barrier.wait()
+            with transaction.atomic():
+                run_start(user=member, app=app, input={})
+        except TooManyActiveRuns:
+            pass
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=start_one) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert Run.objects.filter(user=member).count() == 2
