@@ -13,7 +13,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from core.errors import DomainError
+from core.errors import DomainError, TooManyRequests
 
 logger = structlog.get_logger(__name__)
 
@@ -59,7 +59,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's exception handler: every error, including unexpected ones, in the one JSON shape."""
     set_rollback()
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.code, exc.message, exc.detail), status=exc.status)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+        return Response(error_body(exc.code, exc.message, exc.detail), status=exc.status, headers=headers)
     api_exc = _as_api_exception(exc)
     if api_exc is None:
         logger.exception("unhandled_api_error", view=type(context.get("view")).__name__)

@@ -143,3 +143,18 @@ def redis_kwargs(name: str, value: str) -> dict:
     if parts.scheme == "rediss":
         kwargs["ssl"] = True
     return kwargs
+
+
+def networks(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of IP networks or addresses (``10.0.0.0/8, 192.168.1.7, ::1``), each checked
+    and returned in its normal form."""
+    import ipaddress
+
+    result = []
+    for item in string_list(name, default):
+        try:
+            result.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            message = f"{name}: expected IP networks (CIDR) or addresses, got {item!r}"
+            raise ImproperlyConfigured(message) from None
+    return result

@@ -5,6 +5,7 @@ Malformed values stop start-up with ``ImproperlyConfigured`` naming the variable
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -68,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "core.throttling.SignInThrottleMiddleware",  # SIGN_IN_VIEWS, below
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -119,6 +121,16 @@ else:
         server_side_binding=env.boolean("DATABASE_SERVER_SIDE_BINDING", True),
         prepare_threshold=_prepare or None,
     )
+    # A database that stops answering must fail requests, not hang them: libpq gives up connecting after
+    # DATABASE_CONNECT_TIMEOUT_S, and the server cancels any statement running past
+    # DATABASE_STATEMENT_TIMEOUT_MS (0: never; set it to 0 for a `migrate` that rewrites a large table).
+    # The worker's LISTEN connection (run_queue/listener.py) is its own, without these options: it only
+    # waits for notifications, and has its own connect timeout.
+    _statement_timeout_ms = env.integer("DATABASE_STATEMENT_TIMEOUT_MS", 30_000, minimum=0)
+    _options = DATABASES["default"]["OPTIONS"]
+    _options["connect_timeout"] = env.integer("DATABASE_CONNECT_TIMEOUT_S", 5, minimum=1)
+    _statement_timeout = f"-c statement_timeout={_statement_timeout_ms}"
+    _options["options"] = f"{_options.get('options', '')} {_statement_timeout}".strip()
     if DATABASE_POOL_SIZE:
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django requires it with a pool
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
@@ -132,11 +144,22 @@ REDIS_URL = env.url("REDIS_URL", "", {"redis", "rediss", "unix"})
 if STANDALONE:
     REDIS_URL = ""
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Every Redis client (cache, live publisher and subscriber) gives up connecting and waiting for a reply
+# after these, so a Redis that stops answering costs a request seconds, not forever; its callers then
+# skip Redis for a few seconds (core.cache.Outage) and fail open.
+REDIS_CONNECT_TIMEOUT_S = env.number("REDIS_CONNECT_TIMEOUT_S", 2.0, minimum=0.1)
+REDIS_SOCKET_TIMEOUT_S = env.number("REDIS_SOCKET_TIMEOUT_S", 2.0, minimum=0.1)
+_redis_timeouts = {
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
+    "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
+}
+
+CACHES: dict[str, dict[str, Any]] = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if REDIS_URL:
     CACHES["default"] = {
         "BACKEND": "core.cache.SharedRedisCache",
         "LOCATION": REDIS_URL,
+        "OPTIONS": dict(_redis_timeouts),
     }
 
 # --- auth, i18n, static ---------------------------------------------------------------------------
@@ -173,8 +196,26 @@ REST_FRAMEWORK = {
     },
     # Not on every request: a throttle costs two cache round trips. Views that create work opt in.
     "DEFAULT_THROTTLE_CLASSES": [],
+    # Unused: throttles take the client's address from core.throttling.client_address (TRUSTED_PROXIES).
+    "NUM_PROXIES": None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# --- limits ---------------------------------------------------------------------------------------
+# Proxies (addresses or CIDR networks) whose X-Forwarded-For is believed: a request from one of them is
+# counted against the address it forwarded for. Empty: every client is its connection's address (and a
+# proxy in front of the web process counts as one client). When set, also stop the ASGI server from
+# rewriting the address itself (uvicorn/gunicorn: FORWARDED_ALLOW_IPS="", docs/operations.md).
+TRUSTED_PROXIES = env.networks("TRUSTED_PROXIES", [])
+# POSTs to these views spend the "auth" rate (API_THROTTLE_AUTH) per client address, with the token
+# endpoint (core.throttling.SignInThrottleMiddleware).
+SIGN_IN_VIEWS = frozenset({"admin:login"})
+# Runs a user may have queued, running or waiting for a human at once (0: no limit); a start beyond it
+# is a 429. Counted before the run is inserted, so concurrent starts of one user can pass it by at most
+# the number of them in flight.
+RUNS_MAX_ACTIVE_PER_USER = env.integer("RUNS_MAX_ACTIVE_PER_USER", 20, minimum=0)
+# Event streams (SSE) a user may hold open in one web process (0: no limit).
+STREAMS_MAX_PER_USER = env.integer("STREAMS_MAX_PER_USER", 20, minimum=0)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Agent control plane API",
     "DESCRIPTION": "Apps, runs, live event streams, human-in-the-loop, tool gateway, traces and files. "
@@ -238,7 +279,7 @@ EVENTSTREAM_CHANNELMANAGER_CLASS = "runs.streaming.RunChannelManager"
 if env.boolean("EVENTSTREAM_USE_REDIS", bool(REDIS_URL)) and not STANDALONE:
     if not REDIS_URL:
         raise ImproperlyConfigured("EVENTSTREAM_USE_REDIS: needs REDIS_URL")
-    EVENTSTREAM_REDIS = env.redis_kwargs("REDIS_URL", REDIS_URL)
+    EVENTSTREAM_REDIS = env.redis_kwargs("REDIS_URL", REDIS_URL) | _redis_timeouts
 _grip_url = env.url("GRIP_URL", "", {"http", "https"})
 if _grip_url:
     # Pushpin's control URL (e.g. http://pushpin:5561): workers publish every event through GRIP as well,

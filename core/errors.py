@@ -37,3 +37,13 @@ class ServiceUnavailable(DomainError):
     status = 503
     code = "unavailable"
     message = "The service needed for this request is unavailable."
+
+
+class TooManyRequests(DomainError):
+    """A limit on what one user may hold at once; the client may try again after ``retry_after`` seconds
+    (the response's ``Retry-After``)."""
+
+    status = 429
+    code = "too_many_requests"
+    message = "Too many requests."
+    retry_after = 10

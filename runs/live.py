@@ -20,11 +20,16 @@ import contextlib
 import json
 import random
 import threading
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from django.conf import settings
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from core.cache import Outage, redis_outage
 
 logger = structlog.get_logger(__name__)
 
@@ -36,6 +41,10 @@ SWEEP_S = 10.0  # a stream quiet for one to two sweeps gets a keep-alive
 # A stream quiet for this many sweeps (drawn per stream, so streams do not all read at once) re-reads
 # storage, in case a publish was lost while this process's subscription stayed up.
 RECHECK_SWEEPS = (3, 6)
+# The subscription pings Redis after this long without a message, and gives it up (and reconnects) when
+# the ping gets no answer within as long again: a Redis that accepts but never answers is noticed.
+PING_S = 10.0
+subscription_outage = Outage("live_subscription_lost", skip_s=0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +86,7 @@ class LiveHub:
         self._subscribed: asyncio.Event | None = None
         self._sweeper: asyncio.Task | None = None
         self.subscriptions = 0  # confirmations received: the first, then one per resubscription
+        self._failed: asyncio.Event | None = None  # the last attempt to subscribe failed
         # Streams live on the event loop; a view thread may register a listener ahead of its stream
         # (``preregister``), so the registry is guarded.
         self._lock = threading.Lock()
@@ -98,7 +108,7 @@ class LiveHub:
         """From any thread, before the events exist (a run about to be created): a listener that will
         receive everything published on ``channel`` from now on, so its stream needs no storage read.
         None when live delivery cannot promise that yet (no subscription confirmed in this process)."""
-        if self.loop is None or (redis_kwargs() and not self.subscriptions):
+        if self.loop is None or (redis_kwargs() and not self.subscribed()):
             return None
         listener = Listener(channel, attached=False)
         with self._lock:
@@ -113,7 +123,12 @@ class LiveHub:
             await asyncio.sleep(SWEEP_S)
             self.sweep()
 
+    def subscribed(self) -> bool:
+        return self._subscribed is not None and self._subscribed.is_set()
+
     def sweep(self) -> None:
+        # Without a subscription nothing arrives live: every quiet stream re-reads storage each sweep.
+        degraded = bool(redis_kwargs()) and not self.subscribed()
         for listener in self._all():
             if listener.touched:
                 listener.touched, listener.quiet_sweeps = False, 0
@@ -123,7 +138,7 @@ class LiveHub:
                 continue
             listener.idle = True
             listener.quiet_sweeps += 1
-            if listener.quiet_sweeps >= listener.recheck_after:
+            if degraded or listener.quiet_sweeps >= listener.recheck_after:
                 listener.quiet_sweeps, listener.resync = 0, True
             listener.wake.set()
 
@@ -136,6 +151,8 @@ class LiveHub:
                     del self.listeners[listener.channel]
 
     def deliver(self, channel: str, blocks: list[Block]) -> None:
+        if blocks and blocks[-1].final:
+            self._wake_todos_of(channel)
         with self._lock:
             group = list(self.listeners.get(channel, ()))
         for listener in group:
@@ -144,6 +161,17 @@ class LiveHub:
             else:
                 listener.resync = True
             listener.touched = True
+            listener.wake.set()
+
+    def _wake_todos_of(self, channel: str) -> None:
+        """The run finished: its todos streams carry no run.finished, so they re-read storage, find the
+        run terminal and end."""
+        from runs.streaming import RUN_PREFIX, TODOS_PREFIX  # runs.streaming imports this module
+
+        with self._lock:
+            group = list(self.listeners.get(TODOS_PREFIX + channel.removeprefix(RUN_PREFIX), ()))
+        for listener in group:
+            listener.resync = True
             listener.wake.set()
 
     def _all(self) -> list[Listener]:
@@ -167,52 +195,79 @@ class LiveHub:
             return True
         if self._task is None or self._task.done() or self.loop is not loop or self._subscribed is None:
             self.loop = loop
-            self._subscribed = asyncio.Event()
-            self._task = loop.create_task(self._subscribe_forever(self._subscribed), name="live-redis")
+            self._subscribed, self._failed = asyncio.Event(), asyncio.Event()
+            self._task = loop.create_task(
+                self._subscribe_forever(self._subscribed, self._failed), name="live-redis"
+            )
         if self._subscribed.is_set():
             return True
-        try:
-            await asyncio.wait_for(asyncio.shield(self._subscribed.wait()), timeout)
-            return True
-        except TimeoutError:
-            logger.warning("live_subscription_unavailable", waited_s=timeout)
-            return False
+        assert self._failed is not None
+        if self._failed.is_set():
+            return False  # Redis is known to be down: serve storage now rather than wait for it
+        waits = [loop.create_task(self._subscribed.wait()), loop.create_task(self._failed.wait())]
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
+        return self._subscribed.is_set()
 
-    async def _subscribe_forever(self, subscribed: asyncio.Event) -> None:
-        """Hold the subscription. redis-py reconnects and resubscribes by itself after a dropped
-        connection, silently: what was published meanwhile is lost to pub/sub. Every confirmation of a
+    async def _subscribe_forever(self, subscribed: asyncio.Event, failed: asyncio.Event) -> None:
+        """Hold the subscription, reconnecting and resubscribing after a dropped connection: what was
+        published meanwhile is lost to pub/sub. Every confirmation of a
         subscription (the first and each resubscription) therefore tells every open stream to re-read
-        storage: the confirmation means the server delivers from here on, so the re-read closes the gap."""
+        storage: the confirmation means the server delivers from here on, so the re-read closes the gap.
+        Failures are logged at most once a minute (``subscription_outage``)."""
         from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         failures = 0
         while True:
-            client = Redis(**(redis_kwargs() or {}))
+            # No retry inside redis-py: this loop reconnects itself, and the first stream of a process
+            # whose Redis is silent waits one socket timeout for the verdict, not several.
+            client = Redis(**(redis_kwargs() or {}), retry=Retry(NoBackoff(), 0))
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(REDIS_CHANNEL)
-                async for message in pubsub.listen():
-                    kind = message.get("type")
+                async for kind, data in self._messages(pubsub):
                     if kind == "message":
-                        self._receive(message["data"])
+                        self._receive(data)
                     elif kind == "subscribe":
                         self.subscriptions += 1
                         if self.subscriptions > 1:
                             logger.info("live_subscription_restored", subscriptions=self.subscriptions)
                         failures = 0
+                        failed.clear()
                         subscribed.set()
                         self.resync_all()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 subscribed.clear()
+                failed.set()
                 failures += 1
-                logger.warning("live_subscription_lost", error=str(exc)[:300], failures=failures)
+                subscription_outage.failed(exc)
                 await asyncio.sleep(min(BACKOFF_MAX_S, 0.1 * 2**failures) * (0.5 + random.random() / 2))
             finally:
                 with contextlib.suppress(Exception):  # a connection already gone has nothing to close
                     await pubsub.aclose()
                     await client.aclose()
+
+    @staticmethod
+    async def _messages(pubsub) -> AsyncIterator[tuple[str, Any]]:
+        """The subscription's messages as (type, data). Reads block for as long as Redis is quiet (the
+        client's socket timeout is for commands), but a quiet Redis is pinged, and one that leaves the
+        ping unanswered for ``PING_S`` is given up."""
+        pinged = False
+        while True:
+            message = await pubsub.get_message(timeout=PING_S)
+            if message is not None:
+                pinged = False
+                yield message["type"], message["data"]
+            elif pinged:
+                raise RedisConnectionError(f"Redis left a ping unanswered for {PING_S} s")
+            else:
+                await pubsub.ping()
+                pinged = True
 
     def _receive(self, raw: bytes | str) -> None:
         try:
@@ -222,7 +277,7 @@ class LiveHub:
         except (ValueError, KeyError, TypeError):
             logger.warning("live_message_malformed", size=len(raw))
             return
-        if channel in self.listeners:
+        if channel in self.listeners or (blocks and blocks[-1].final):
             self.deliver(channel, blocks)
 
 
@@ -247,8 +302,14 @@ def _redis_publisher():
     with _publisher_lock:
         if _publisher is None:
             from redis import Redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
 
-            _publisher = Redis(**redis_kwargs())  # type: ignore[arg-type]
+            # redis-py retries a failed command 10 times with backoff by default: up to ~5 s against a
+            # closed port and 10 socket timeouts against a silent server, per publish. One retry on a
+            # connection error only still replaces a pooled connection that Redis closed (a restart).
+            retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+            _publisher = Redis(**(redis_kwargs() or {}), retry=retry)
         return _publisher
 
 
@@ -258,17 +319,7 @@ def publish(batches: Iterable[tuple[str, list[Published]]]) -> None:
     if not batches:
         return
     if redis_kwargs():
-        from redis.exceptions import RedisError
-
-        pipe = _redis_publisher().pipeline(transaction=False)
-        for channel, events in batches:
-            pipe.publish(REDIS_CHANNEL, json.dumps({"c": channel, "e": events}, separators=(",", ":")))
-        try:
-            pipe.execute()
-        except RedisError as exc:
-            # The events are stored: streams find them on their next storage read (a later batch's gap,
-            # or their re-check after 30-60 s of quiet), so a lost publish is late delivery, not loss.
-            logger.warning("live_publish_failed", error=str(exc)[:300], channels=len(batches))
+        _publish_to_redis(batches)
         return
     loop = _hub.loop
     if loop is None:
@@ -278,3 +329,19 @@ def publish(batches: Iterable[tuple[str, list[Published]]]) -> None:
             loop.call_soon_threadsafe(_hub.deliver, channel, [make_block(channel, *e) for e in events])
         except RuntimeError:  # the loop closed (the process is stopping): its streams are gone
             return
+
+
+def _publish_to_redis(batches: list[tuple[str, list[Published]]]) -> None:
+    """The events are stored: streams find them on their next storage read (a later batch's gap, or their
+    re-check after 30-60 s of quiet, every sweep in a process whose subscription is down), so a lost
+    publish is late delivery, not loss. While Redis fails, publishing is skipped for a few seconds
+    instead of each batch waiting out the socket timeout (``redis_outage``)."""
+    if redis_outage.skipping():
+        return
+    pipe = _redis_publisher().pipeline(transaction=False)
+    for channel, events in batches:
+        pipe.publish(REDIS_CHANNEL, json.dumps({"c": channel, "e": events}, separators=(",", ":")))
+    try:
+        pipe.execute()
+    except RedisError as exc:
+        redis_outage.failed(exc)

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from agents.selectors import executor_for_app
 from core.db import insert_together
-from core.errors import Conflict, DomainError, NotFound
+from core.errors import Conflict, DomainError, NotFound, TooManyRequests
 from run_queue import services as queue
 from runs import streaming
 from runs.events import NewEvent, append_events
@@ -70,6 +70,7 @@ def run_start(
         existing = _run_for_key(user=user, app=app, input=input, key=idempotency_key)
         if existing is not None:
             return existing, False
+    check_active_run_limit(user=user)
     try:
         with transaction.atomic():
             return _create_run(
@@ -90,6 +91,29 @@ def run_start(
         if existing is None:
             raise
         return existing, False
+
+
+class TooManyActiveRuns(TooManyRequests):
+    code = "too_many_active_runs"
+    message = "Too many runs are active; wait for one to finish or cancel one."
+
+
+def check_active_run_limit(*, user) -> None:
+    """Refuse a start while ``user`` has ``RUNS_MAX_ACTIVE_PER_USER`` active runs: one query that stops
+    at the limit-th row. Called outside a transaction (``run_start``), concurrent starts of one user can
+    pass the limit by up to the number of them in flight (none sees the others' uncommitted runs). Inside
+    the transaction that inserts the run it is exact: it first takes a per-user lock held to commit."""
+    limit = settings.RUNS_MAX_ACTIVE_PER_USER
+    if not limit:
+        return
+    if connection.in_atomic_block and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # the next statement's snapshot sees the starts before ours
+            cursor.execute(ACTIVE_RUNS_LOCK_SQL, [user.pk % 2**31])
+    if Run.objects.filter(user=user).active().values("pk")[limit - 1 : limit].exists():
+        raise TooManyActiveRuns(detail={"limit": limit})
+
+
+ACTIVE_RUNS_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('runs.active_run_limit'), %s)"
 
 
 def _run_for_key(*, user, app, input, key: str) -> Run | None:

@@ -14,14 +14,18 @@ with a GRIP hold. Everything else is served here, on the event loop, from ``runs
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.http import HttpRequest, StreamingHttpResponse
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
+from core.errors import TooManyRequests
 from runs import live
 from runs.models import ACTIVE_STATUSES
 from runs.selectors import run_history, run_position
@@ -30,6 +34,49 @@ from runs.streaming import TODOS_PREFIX, encode, parse_channel
 OPENING = (":" + " " * 2048 + "\n\n" + "event: stream-open\ndata:\n\n").encode()
 KEEP_ALIVE = b"event: keep-alive\ndata:\n\n"
 READ_LIMIT = 500
+
+
+class TooManyStreams(TooManyRequests):
+    code = "too_many_streams"
+    message = "Too many event streams open; close one first."
+    retry_after = 5
+
+
+class StreamSlots:
+    """The streams each user holds open in this process, up to ``STREAMS_MAX_PER_USER``."""
+
+    def __init__(self) -> None:
+        self.open: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, user_id: int) -> Callable[[], None]:
+        """A slot for one more stream (or ``TooManyStreams``), and the function that frees it (once)."""
+        limit = settings.STREAMS_MAX_PER_USER
+        with self._lock:
+            held = self.open.get(user_id, 0)
+            if limit and held >= limit:
+                raise TooManyStreams(detail={"limit": limit})
+            self.open[user_id] = held + 1
+        freed = threading.Event()
+
+        def free() -> None:
+            with self._lock:
+                if freed.is_set():
+                    return
+                freed.set()
+                if self.open[user_id] > 1:
+                    self.open[user_id] -= 1
+                else:
+                    del self.open[user_id]
+
+        return free
+
+
+stream_slots = StreamSlots()
+
+
+def take_stream_slot(request: HttpRequest) -> Callable[[], None]:
+    return stream_slots.take(request.user.pk) if request.user.pk is not None else (lambda: None)
 
 
 class EventStreamRenderer(BaseRenderer):
@@ -50,23 +97,40 @@ def stream_channel(
     end_on_finish: bool,
     listener: live.Listener | None = None,
     known: list[live.Block] | None = None,
+    free: Callable[[], None] | None = None,
 ) -> StreamingHttpResponse:
     """The channel's events after the client's ``Last-Event-ID`` (or ``?lastEventId=``), then live ones.
 
     The caller has checked that the user may see the run. A client that gives no id gets the whole
     history. With ``end_on_finish`` the response ends after ``run.finished`` (an ``EventSource`` should
-    close on it rather than reconnect).
+    close on it rather than reconnect), or, on a channel without it (todos), once the run is terminal.
+    Each user holds at most ``STREAMS_MAX_PER_USER`` streams open in this process (``TooManyStreams``).
 
     ``listener`` was registered (``LiveHub.preregister``) before the channel's first event was stored;
-    with ``known``, the events stored until then, the stream starts without reading storage.
+    with ``known``, the events stored until then, the stream starts without reading storage. ``free``
+    frees a slot the caller took already (``take_stream_slot``).
     """
     grip = getattr(request, "grip", None)
+    try:
+        after = last_event_seq(request, channel)
+    except ValidationError:
+        if free is not None:
+            free()
+        raise
     if grip is not None and grip.proxied:
+        if free is not None:
+            free()  # Pushpin holds the connection: it costs this process no stream
         return _grip_hold(request, channel)
-    after = last_event_seq(request, channel)
     if listener is None or after:
         known = None
-    content = _stream(channel, after=after, end_on_finish=end_on_finish, listener=listener, known=known)
+    if free is None:
+        free = take_stream_slot(request)
+    content = _stream(
+        channel, after=after, end_on_finish=end_on_finish, listener=listener, known=known, free=free
+    )
+    # The slot is freed when the stream ends (or its client leaves), or, for a response never sent (the
+    # client left before it started), when the unstarted stream is dropped.
+    weakref.finalize(content, free)
     response = StreamingHttpResponse(content, content_type="text/event-stream")
     response["X-Accel-Buffering"] = "no"
     response["Cache-Control"] = "no-cache"
@@ -105,6 +169,7 @@ async def _stream(
     end_on_finish: bool,
     listener: live.Listener | None = None,
     known: list[live.Block] | None = None,
+    free: Callable[[], None] = lambda: None,
 ) -> AsyncIterator[bytes]:
     hub = live.hub()
     if listener is None:
@@ -116,6 +181,7 @@ async def _stream(
             yield chunk
     finally:
         hub.remove(stream.listener)
+        free()
 
 
 class _ChannelStream:

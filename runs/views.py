@@ -26,7 +26,7 @@ from runs.serializers import (
     RunStartSerializer,
     TodoSerializer,
 )
-from runs.sse import EventStreamRenderer, stream_channel
+from runs.sse import EventStreamRenderer, stream_channel, take_stream_slot
 from runs.streaming import encode, run_channel, todos_channel
 
 EVENT_PAGE_MAX = 1000
@@ -125,11 +125,13 @@ class RunStartStreamView(APIView):
         # Listen before the run exists: everything published for it reaches the stream, which then needs
         # no storage read for a new run (its history is the run.queued event created here).
         run_id = uuid.uuid4()
+        free = take_stream_slot(request._request)  # before the run exists: a refusal starts nothing
         hub = live.hub()
         listener = hub.preregister(run_channel(run_id))
         try:
             run, created = _start(request, run_id=run_id)
         except BaseException:
+            free()
             if listener is not None:
                 hub.remove(listener)
             raise
@@ -137,8 +139,9 @@ class RunStartStreamView(APIView):
             hub.remove(listener)
             listener = None
         known = [queued_block(run)] if created else None
+        channel = run_channel(run.pk)
         response = stream_channel(
-            request._request, run_channel(run.pk), end_on_finish=True, listener=listener, known=known
+            request._request, channel, end_on_finish=True, listener=listener, known=known, free=free
         )
         response["X-Run-ID"] = str(run.pk)
         return response
@@ -228,7 +231,7 @@ class RunTodoEventsView(APIView):
     )
     def get(self, request: Request, run_id):
         run = visible_run(request, run_id)
-        return stream_channel(request._request, todos_channel(run.pk), end_on_finish=False)
+        return stream_channel(request._request, todos_channel(run.pk), end_on_finish=True)
 
 
 class HumanLoopPendingView(generics.ListAPIView):

@@ -370,25 +370,32 @@ def test_a_malformed_message_is_ignored(hub, run):
     run_scenario(scenario)
 
 
-def test_the_todos_stream_of_a_finished_run_waits_quietly(local, run, monkeypatch):
-    import runs.sse
-
+def test_the_todos_stream_of_a_finished_run_sends_its_todos_and_ends(local, run):
     append(run, "todo.update", "run.finished", todos=[{"id": "t1", "title": "Plan"}], status="succeeded")
-    reads = []
-    original = runs.sse._read
-
-    async def counting(*args):
-        reads.append(args)
-        return await original(*args)
-
-    monkeypatch.setattr(runs.sse, "_read", counting)
 
     async def scenario():
-        stream = _stream(todos_channel(run.pk), after=0, end_on_finish=False)
+        stream = _stream(todos_channel(run.pk), after=0, end_on_finish=True)
+        chunks = [chunk async for chunk in stream]
+        assert seqs(b"".join(chunks)) == [2]
+
+    run_scenario(scenario)
+
+
+@pytest.mark.parametrize("through", ["this process", "Redis"])
+def test_a_todos_stream_ends_when_its_run_finishes_while_it_is_open(through, request, hub, run):
+    if through == "this process":
+        request.getfixturevalue("local")
+    todos = {"todos": [{"id": "t1", "title": "Plan", "status": "pending"}]}
+
+    async def scenario():
+        stream = _stream(todos_channel(run.pk), after=0, end_on_finish=True)
+        assert seqs(await next_chunk(stream)) == []
+        await until_listening(hub, todos_channel(run.pk))
+        await asyncio.to_thread(append_from_thread, run, "todo.update", **todos)
         assert seqs(await next_chunk(stream)) == [2]
-        with pytest.raises(TimeoutError):
-            await next_chunk(stream, timeout=0.3)  # it waits for live events or the next sweep
-        assert len(reads) == 1
-        await stream.aclose()
+        await asyncio.to_thread(append_from_thread, run, "message.delta", "run.finished", status="failed")
+        with pytest.raises(StopAsyncIteration):  # not a wait for the next sweep (10 s)
+            await next_chunk(stream, timeout=3)
+        assert not hub.listeners
 
     run_scenario(scenario)
