@@ -1,7 +1,9 @@
-"""API conventions: one error shape for every failure, and the default pagination."""
+"""API conventions: one error shape for every failure, strict JSON bodies, and the default pagination."""
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import structlog
@@ -10,9 +12,11 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from core import params
 from core.errors import DomainError
 
 logger = structlog.get_logger(__name__)
@@ -24,9 +28,68 @@ _MESSAGES = {
 }
 
 
+JSON_MAX_DEPTH = 64
+# PostgreSQL's text and jsonb cannot hold NUL; a lone surrogate cannot be encoded as UTF-8 at all.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
 class Pagination(PageNumberPagination):
+    """DRF's page-number pagination with strict numbers (DRF's accepts "١٢" and drops what it cannot read)."""
+
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_number(self, request, paginator):
+        raw = request.query_params.get(self.page_query_param) or "1"
+        if raw in self.last_page_strings:
+            return paginator.num_pages
+        return params.integer(raw, name=self.page_query_param, default=1, minimum=1)
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        top = self.max_page_size
+        return params.integer(
+            raw, name=self.page_size_query_param, default=self.page_size, minimum=1, maximum=top
+        )
+
+
+class StrictJSONParser(JSONParser):
+    """JSON bodies the database can store: nested at most ``JSON_MAX_DEPTH`` deep, finite numbers, no NUL
+    or lone surrogates in strings or keys. Python's json has no depth limit (deep nesting ends in a
+    ``RecursionError``), reads ``1e999`` as infinity (which jsonb refuses) and decodes ``\\u0000`` and
+    ``\\ud800`` escapes into strings PostgreSQL cannot take: each would be a 500 later, so each is a 400
+    here, naming where it is."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError(f"JSON parse error - nested deeper than {JSON_MAX_DEPTH}.") from None
+        problem = json_problem(data)
+        if problem is not None:
+            raise exceptions.ValidationError({problem[0]: [problem[1]]})
+        return data
+
+
+def json_problem(value: Any) -> tuple[str, str] | None:
+    """Where in a decoded JSON document the first value we refuse is, and why (None if there is none)."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack:
+        item, where, depth = stack.pop()
+        if depth > JSON_MAX_DEPTH:
+            return where or "body", f"Nested deeper than {JSON_MAX_DEPTH} levels."
+        if isinstance(item, str) and _UNSTORABLE.search(item):
+            return where or "body", "Must not contain NUL characters or lone surrogates."
+        if isinstance(item, float) and not math.isfinite(item):
+            return where or "body", "Must be a finite number."
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if _UNSTORABLE.search(key):
+                    return where or "body", "Keys must not contain NUL characters or lone surrogates."
+                stack.append((child, f"{where}.{key}" if where else key, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where or 'body'}[{i}]", depth + 1) for i, child in enumerate(item))
+    return None
 
 
 def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:

@@ -156,6 +156,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "controlplane.api.Pagination",
+    # JSON only, read strictly (depth, NUL, lone surrogates, infinities): controlplane/api.py.
+    "DEFAULT_PARSER_CLASSES": ["controlplane.api.StrictJSONParser"],
     "PAGE_SIZE": env.integer("API_PAGE_SIZE", 50, minimum=1),
     "EXCEPTION_HANDLER": "controlplane.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
