@@ -1,18 +1,17 @@
-"""API conventions: one error shape for every failure, strict JSON bodies, and the default pagination."""
+"""API conventions: one error shape for every failure, and the default pagination."""
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Any
 
 import structlog
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
+from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
@@ -26,11 +25,6 @@ _MESSAGES = {
     404: "Not found.",
     500: "Internal server error.",
 }
-
-
-JSON_MAX_DEPTH = 64
-# PostgreSQL's text and jsonb cannot hold NUL; a lone surrogate cannot be encoded as UTF-8 at all.
-_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 class Pagination(PageNumberPagination):
@@ -51,45 +45,6 @@ class Pagination(PageNumberPagination):
         return params.integer(
             raw, name=self.page_size_query_param, default=self.page_size, minimum=1, maximum=top
         )
-
-
-class StrictJSONParser(JSONParser):
-    """JSON bodies the database can store: nested at most ``JSON_MAX_DEPTH`` deep, finite numbers, no NUL
-    or lone surrogates in strings or keys. Python's json has no depth limit (deep nesting ends in a
-    ``RecursionError``), reads ``1e999`` as infinity (which jsonb refuses) and decodes ``\\u0000`` and
-    ``\\ud800`` escapes into strings PostgreSQL cannot take: each would be a 500 later, so each is a 400
-    here, naming where it is."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            data = super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise exceptions.ParseError(f"JSON parse error - nested deeper than {JSON_MAX_DEPTH}.") from None
-        problem = json_problem(data)
-        if problem is not None:
-            raise exceptions.ValidationError({problem[0]: [problem[1]]})
-        return data
-
-
-def json_problem(value: Any) -> tuple[str, str] | None:
-    """Where in a decoded JSON document the first value we refuse is, and why (None if there is none)."""
-    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
-    while stack:
-        item, where, depth = stack.pop()
-        if depth > JSON_MAX_DEPTH:
-            return where or "body", f"Nested deeper than {JSON_MAX_DEPTH} levels."
-        if isinstance(item, str) and _UNSTORABLE.search(item):
-            return where or "body", "Must not contain NUL characters or lone surrogates."
-        if isinstance(item, float) and not math.isfinite(item):
-            return where or "body", "Must be a finite number."
-        if isinstance(item, dict):
-            for key, child in item.items():
-                if _UNSTORABLE.search(key):
-                    return where or "body", "Keys must not contain NUL characters or lone surrogates."
-                stack.append((child, f"{where}.{key}" if where else key, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((child, f"{where or 'body'}[{i}]", depth + 1) for i, child in enumerate(item))
-    return None
 
 
 def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
@@ -139,20 +94,36 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     return Response(_api_exception_body(api_exc), status=api_exc.status_code, headers=headers)
 
 
-def _is_api(request: HttpRequest) -> bool:
+def is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
 def json_404(request: HttpRequest, exception: Exception | None = None) -> Any:
-    if not _is_api(request):
+    if not is_api(request):
         from django.views.defaults import page_not_found
 
         return page_not_found(request, exception)
     return JsonResponse(error_body("not_found", _MESSAGES[404]), status=404)
 
 
+@csrf_exempt
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """The last route under /api/: a path no API view matched is a JSON 404 even with DEBUG on (Django
+    answers its HTML page then, not ``handler404``), and a missing trailing slash is named instead of
+    redirected (a redirected POST loses its body; under DEBUG it is a 500)."""
+    detail = None
+    if not request.path.endswith("/"):
+        try:
+            match = resolve(request.path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not api_not_found:
+            detail = {"hint": f"Did you mean {request.path}/ ?"}
+    return JsonResponse(error_body("not_found", _MESSAGES[404], detail), status=404)
+
+
 def json_500(request: HttpRequest) -> Any:
-    if not _is_api(request):
+    if not is_api(request):
         from django.views.defaults import server_error
 
         return server_error(request)

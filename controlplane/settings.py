@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "observability.middleware.RequestIdMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
+    "controlplane.middleware.HardeningMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -156,8 +157,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "controlplane.api.Pagination",
-    # JSON only, read strictly (depth, NUL, lone surrogates, infinities): controlplane/api.py.
-    "DEFAULT_PARSER_CLASSES": ["controlplane.api.StrictJSONParser"],
+    # JSON only, read strictly (depth, NUL, lone surrogates, infinities): controlplane/parsers.py.
+    "DEFAULT_PARSER_CLASSES": ["controlplane.parsers.StrictJSONParser"],
     "PAGE_SIZE": env.integer("API_PAGE_SIZE", 50, minimum=1),
     "EXCEPTION_HANDLER": "controlplane.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
