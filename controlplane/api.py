@@ -40,11 +40,9 @@ class Pagination(PageNumberPagination):
         return params.integer(raw, name=self.page_query_param, default=1, minimum=1)
 
     def get_page_size(self, request):
-        raw = request.query_params.get(self.page_size_query_param)
-        top = self.max_page_size
-        return params.integer(
-            raw, name=self.page_size_query_param, default=self.page_size, minimum=1, maximum=top
-        )
+        raw, name = request.query_params.get(self.page_size_query_param), self.page_size_query_param
+        default = self.page_size or self.max_page_size  # PAGE_SIZE is set (settings.py): never None here
+        return params.integer(raw, name=name, default=default, minimum=1, maximum=self.max_page_size)
 
 
 def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:

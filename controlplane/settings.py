@@ -228,6 +228,13 @@ if _grip_url:
 # (controlplane/asgi_handler.py).
 WEB_THREADS = env.integer("WEB_THREADS", 32, minimum=1)
 
+# What an executor accepts as a request body: the reference executor's limit (executor/http.py
+# MAX_BODY_BYTES, protocol v1; a test checks the default agrees). A run's input must fit in the start
+# request sent to the executor, so POST /api/runs/ refuses one that would not (runs/validation.py).
+EXECUTOR_MAX_BODY_BYTES = env.integer("EXECUTOR_MAX_BODY_BYTES", 1024 * 1024, minimum=4096)
+# Request bodies over this are refused with 413 before they are read (controlplane/asgi_handler.py).
+API_MAX_BODY_BYTES = env.integer("API_MAX_BODY_BYTES", EXECUTOR_MAX_BODY_BYTES, minimum=1024)
+
 # Generation-0 threshold of the garbage collector in web processes (0 keeps Python's default of 700).
 WEB_GC_THRESHOLD = env.integer("WEB_GC_THRESHOLD", 50_000, minimum=0)
 

@@ -29,6 +29,7 @@ from runs.serializers import (
 )
 from runs.sse import EventStreamRenderer, stream_channel
 from runs.streaming import encode, run_channel, todos_channel
+from runs.validation import check_input_fits
 
 EVENT_PAGE_MAX = 1000
 SLUG = re.compile(r"[-a-zA-Z0-9_]{1,100}")
@@ -52,6 +53,7 @@ def _start(request: Request, run_id: uuid.UUID | None = None) -> tuple[Run, bool
     data = serializer.validated_data
     key = params.text(request.headers.get("Idempotency-Key", ""), name="Idempotency-Key", max_length=200)
     app = app_for_use(user=request.user, slug=data["app"])
+    check_input_fits(app=app, input=data["input"])
     return services.run_start(
         user=request.user,
         app=app,
