@@ -1,9 +1,9 @@
 """Request hardening that must hold for every view, including ones not written yet.
 
-* Under ``/api/`` every error is the one JSON shape whatever ``DEBUG`` says: with ``DEBUG`` on, Django
-  answers its HTML technical pages (404, 500, a SuspiciousOperation's 400) and never calls ``handler404`` /
-  ``handler500``; a CSRF failure in a plain view and ``require_GET``'s 405 are HTML too. Those responses
-  are replaced here.
+* Under ``/api/`` (and on the health probes) every error is the one JSON shape whatever ``DEBUG``
+  says: with ``DEBUG`` on, Django answers its HTML technical pages (404, 500, a SuspiciousOperation's
+  400) and never calls ``handler404`` / ``handler500``; a CSRF failure in a plain view and
+  ``require_GET``'s 405 are HTML too. Those responses are replaced here.
 * A NUL in a query parameter is a 400 naming it: PostgreSQL's text cannot hold one, so a view passing it
   to a filter would answer 500. A cookie holding one (an octal escape in a quoted cookie value) is dropped,
   since the session middleware would look it up.
@@ -16,7 +16,10 @@ from http import HTTPStatus
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from controlplane.api import error_body, is_api
+from controlplane.api import error_body
+
+# Paths whose every answer is JSON: the API and the health probes (the admin keeps Django's pages).
+JSON_PATHS = ("/api/", "/healthz", "/readyz")
 
 _CODES = {
     400: "bad_request",
@@ -41,7 +44,7 @@ class HardeningMiddleware:
             return refused
         _drop_nul_cookies(request)
         response = self.get_response(request)
-        if is_api(request) and response.status_code >= 400 and not _is_json(response):
+        if request.path.startswith(JSON_PATHS) and response.status_code >= 400 and not _is_json(response):
             return _json_error(request, response)
         return response
 
