@@ -8,11 +8,14 @@ import structlog
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
+from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from core import params
 from core.errors import DomainError, TooManyRequests
 
 logger = structlog.get_logger(__name__)
@@ -25,8 +28,21 @@ _MESSAGES = {
 
 
 class Pagination(PageNumberPagination):
+    """DRF's page-number pagination with strict numbers (DRF's accepts "١٢" and drops what it cannot read)."""
+
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_number(self, request, paginator):
+        raw = request.query_params.get(self.page_query_param) or "1"
+        if raw in self.last_page_strings:
+            return paginator.num_pages
+        return params.integer(raw, name=self.page_query_param, default=1, minimum=1)
+
+    def get_page_size(self, request):
+        raw, name = request.query_params.get(self.page_size_query_param), self.page_size_query_param
+        default = self.page_size or self.max_page_size  # PAGE_SIZE is set (settings.py): never None here
+        return params.integer(raw, name=name, default=default, minimum=1, maximum=self.max_page_size)
 
 
 def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
@@ -77,20 +93,36 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     return Response(_api_exception_body(api_exc), status=api_exc.status_code, headers=headers)
 
 
-def _is_api(request: HttpRequest) -> bool:
+def is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
 def json_404(request: HttpRequest, exception: Exception | None = None) -> Any:
-    if not _is_api(request):
+    if not is_api(request):
         from django.views.defaults import page_not_found
 
         return page_not_found(request, exception)
     return JsonResponse(error_body("not_found", _MESSAGES[404]), status=404)
 
 
+@csrf_exempt
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """The last route under /api/: a path no API view matched is a JSON 404 even with DEBUG on (Django
+    answers its HTML page then, not ``handler404``), and a missing trailing slash is named instead of
+    redirected (a redirected POST loses its body; under DEBUG it is a 500)."""
+    detail = None
+    if not request.path.endswith("/"):
+        try:
+            match = resolve(request.path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not api_not_found:
+            detail = {"hint": f"Did you mean {request.path}/ ?"}
+    return JsonResponse(error_body("not_found", _MESSAGES[404], detail), status=404)
+
+
 def json_500(request: HttpRequest) -> Any:
-    if not _is_api(request):
+    if not is_api(request):
         from django.views.defaults import server_error
 
         return server_error(request)

@@ -9,7 +9,7 @@ django.setup(set_prefix=False)
 
 from controlplane.asgi_handler import ASGIHandler  # noqa: E402  (needs settings configured)
 
-application = ASGIHandler(threads=settings.WEB_THREADS)
+application = ASGIHandler(threads=settings.WEB_THREADS, max_body_bytes=settings.API_MAX_BODY_BYTES)
 
 # Thousands of open SSE streams keep many objects alive: with the default threshold (700) full collections
 # run often and pause the event loop for hundreds of ms. FACTS.md measured ~750 streams per process at the

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "observability.middleware.RequestIdMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
+    "controlplane.middleware.HardeningMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -187,6 +188,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "controlplane.api.Pagination",
+    # JSON only, read strictly (depth, NUL, lone surrogates, infinities): controlplane/parsers.py.
+    "DEFAULT_PARSER_CLASSES": ["controlplane.parsers.StrictJSONParser"],
     "PAGE_SIZE": env.integer("API_PAGE_SIZE", 50, minimum=1),
     "EXCEPTION_HANDLER": "controlplane.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -292,6 +295,13 @@ if _grip_url:
 # process; each keeps its own database connection, so this bounds the process's connections
 # (controlplane/asgi_handler.py).
 WEB_THREADS = env.integer("WEB_THREADS", 32, minimum=1)
+
+# What an executor accepts as a request body: the reference executor's limit (executor/http.py
+# MAX_BODY_BYTES, protocol v1; a test checks the default agrees). A run's input must fit in the start
+# request sent to the executor, so POST /api/runs/ refuses one that would not (runs/validation.py).
+EXECUTOR_MAX_BODY_BYTES = env.integer("EXECUTOR_MAX_BODY_BYTES", 1024 * 1024, minimum=4096)
+# Request bodies over this are refused with 413 before they are read (controlplane/asgi_handler.py).
+API_MAX_BODY_BYTES = env.integer("API_MAX_BODY_BYTES", EXECUTOR_MAX_BODY_BYTES, minimum=1024)
 
 # Generation-0 threshold of the garbage collector in web processes (0 keeps Python's default of 700).
 WEB_GC_THRESHOLD = env.integer("WEB_GC_THRESHOLD", 50_000, minimum=0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +16,14 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = Iterable[tuple[str, str]]
 
+# Protocol v1's request-body limit in the reference executor. The control plane's EXECUTOR_MAX_BODY_BYTES
+# and API_MAX_BODY_BYTES default to the same number (a test checks they agree): this package imports
+# nothing of the control plane, so the number is written in both places.
 MAX_BODY_BYTES = 1024 * 1024
+# Python's json has no depth limit (deep nesting ends in a RecursionError); a lone surrogate cannot be
+# encoded back as UTF-8, and an infinity has no JSON spelling: each would fail later, when echoed.
+MAX_JSON_DEPTH = 64
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class ApiError(Exception):
@@ -45,10 +54,14 @@ class Request:
         if not self.body:
             raise ApiError(400, "invalid_json", "The request body must be a JSON document.")
         try:
-            return json.loads(self.body)
-        except ValueError as exc:
+            document = json.loads(self.body, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:
             message = "The request body is not valid JSON."
-            raise ApiError(400, "invalid_json", message, detail=str(exc)) from None
+            raise ApiError(400, "invalid_json", message, detail=str(exc)[:200]) from None
+        problem = json_problem(document)
+        if problem is not None:
+            raise ApiError(400, "invalid", "Invalid input.", detail={problem[0]: problem[1]})
+        return document
 
     def json_object(self) -> dict[str, Any]:
         body = self.json()
@@ -57,7 +70,41 @@ class Request:
         return body
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_problem(value: Any) -> tuple[str, str] | None:
+    """Where in a decoded document the first value this executor cannot carry is, and why."""
+    stack: list[tuple[Any, str, int]] = [(value, "body", 1)]
+    while stack:
+        item, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return where, f"nested deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(item, str) and _LONE_SURROGATE.search(item):
+            return where, "a lone surrogate cannot be encoded"
+        if isinstance(item, float) and not math.isfinite(item):
+            return where, "a number too large to be finite"
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if _LONE_SURROGATE.search(key):
+                    return where, "a key with a lone surrogate cannot be encoded"
+                stack.append((child, key if where == "body" else f"{where}.{key}", depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]", depth + 1) for i, child in enumerate(item))
+    return None
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope["headers"]:
+        if name.lower() == b"content-length":
+            return int(value) if value.isdigit() and len(value) <= 18 else 0
+    return 0
+
+
 async def read_request(scope: Scope, receive: Receive) -> Request:
+    if _declared_length(scope) > MAX_BODY_BYTES:  # refused before reading any of it
+        raise ApiError(413, "too_large", f"The request body exceeds {MAX_BODY_BYTES} bytes.")
     chunks: list[bytes] = []
     size = 0
     while True:

@@ -195,9 +195,12 @@ def parse_input(body: dict[str, Any]) -> InputRequest:
     return InputRequest(request_id, str(answer))
 
 
+AFTER_PATTERN = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also takes "١٢"
+
+
 def parse_after(raw: str | None) -> int:
     if raw is None or raw == "":
         return 0
-    if not raw.isdigit():
-        raise invalid({"after": "a non-negative integer"})
+    if not AFTER_PATTERN.fullmatch(raw):
+        raise invalid({"after": "a non-negative integer of at most 18 ASCII digits"})
     return int(raw)

@@ -1,21 +1,22 @@
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.selectors import app_for_use
+from core import params
 from core.throttling import UserRateThrottle
 from runs import live, services
-from runs.models import HumanLoopRequest, HumanLoopStatus, Run
+from runs.models import HumanLoopRequest, HumanLoopStatus, Run, RunStatus
 from runs.selectors import run_history
 from runs.serializers import (
     EventPageSerializer,
@@ -28,8 +29,10 @@ from runs.serializers import (
 )
 from runs.sse import EventStreamRenderer, stream_channel, take_stream_slot
 from runs.streaming import encode, run_channel, todos_channel
+from runs.validation import check_input_fits
 
 EVENT_PAGE_MAX = 1000
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,100}")
 SSE_DESCRIPTION = (
     "Server-Sent Events. Each event's `id` is `run-<id>:<seq>`; reconnect with `Last-Event-ID` (or "
     "`?lastEventId=`) to get exactly the events after it. Without an id the stream starts with the whole "
@@ -48,10 +51,9 @@ def _start(request: Request, run_id: uuid.UUID | None = None) -> tuple[Run, bool
     serializer = RunStartSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
+    key = params.text(request.headers.get("Idempotency-Key", ""), name="Idempotency-Key", max_length=200)
     app = app_for_use(user=request.user, slug=data["app"])
-    key = request.headers.get("Idempotency-Key", "")
-    if len(key) > 200:
-        raise ValidationError({"Idempotency-Key": ["At most 200 characters."]})
+    check_input_fits(app=app, input=data["input"])
     return services.run_start(
         user=request.user,
         app=app,
@@ -69,6 +71,18 @@ def queued_block(run: Run) -> live.Block:
     return live.make_block(channel, 1, "run.queued", encode(services.queued_event_data(run)))
 
 
+class StreamView(APIView):
+    """An SSE endpoint: content negotiation may pick the event-stream renderer, but errors are JSON."""
+
+    renderer_classes = [EventStreamRenderer, JSONRenderer]
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response
+
+
 class RunListCreateView(generics.ListAPIView):
     serializer_class = RunSerializer
 
@@ -77,13 +91,13 @@ class RunListCreateView(generics.ListAPIView):
 
     def get_queryset(self):
         runs = Run.objects.filter(user_id=self.request.user.pk or 0).select_related("app")
-        params = self.request.query_params
-        if params.get("status"):
-            runs = runs.filter(status=params["status"])
-        if params.get("app"):
-            runs = runs.filter(app__slug=params["app"])
-        if params.get("session"):
-            runs = runs.filter(session_id=_uuid_param(params["session"], "session"))
+        query = self.request.query_params
+        if query.get("status"):
+            runs = runs.filter(status=params.choice(query["status"], name="status", choices=RunStatus.values))
+        if query.get("app"):
+            runs = runs.filter(app__slug=_slug_param(query["app"], "app"))
+        if query.get("session"):
+            runs = runs.filter(session_id=params.uuid_value(query["session"], name="session"))
         return runs
 
     @extend_schema(
@@ -110,8 +124,7 @@ class RunListCreateView(generics.ListAPIView):
         )
 
 
-class RunStartStreamView(APIView):
-    renderer_classes = [EventStreamRenderer, JSONRenderer]
+class RunStartStreamView(StreamView):
     throttle_classes = [UserRateThrottle]
 
     @extend_schema(
@@ -122,6 +135,7 @@ class RunStartStreamView(APIView):
         description=SSE_DESCRIPTION,
     )
     def post(self, request: Request):
+        check_last_event_id(request)  # a refused request must not have started a run
         # Listen before the run exists: everything published for it reaches the stream, which then needs
         # no storage read for a new run (its history is the run.queued event created here).
         run_id = uuid.uuid4()
@@ -162,9 +176,7 @@ class RunCancelView(APIView):
         return Response(RunSerializer(run).data)
 
 
-class RunEventsView(APIView):
-    renderer_classes = [EventStreamRenderer, JSONRenderer]
-
+class RunEventsView(StreamView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
@@ -184,9 +196,12 @@ class RunEventsView(APIView):
     def get(self, request: Request, run_id):
         run = visible_run(request, run_id)
         if "after" not in request.query_params:
+            check_last_event_id(request)
             return stream_channel(request._request, run_channel(run.pk), end_on_finish=True)
-        after = _non_negative(request, "after", 0)
-        limit = min(_non_negative(request, "limit", 100) or 100, EVENT_PAGE_MAX)
+        after = params.integer(request.query_params["after"], name="after", default=0)
+        limit = params.integer(
+            request.query_params.get("limit"), name="limit", default=100, minimum=1, maximum=EVENT_PAGE_MAX
+        )
         rows = list(run_history(run.pk, after=after)[: limit + 1])
         page = rows[:limit]
         body = {
@@ -198,20 +213,20 @@ class RunEventsView(APIView):
         return Response(body, content_type="application/json")
 
 
-def _uuid_param(raw: str, name: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise ValidationError({name: ["Must be a UUID."]}) from None
+def _slug_param(raw: str, name: str) -> str:
+    if not SLUG.fullmatch(raw):
+        raise params.InvalidParameter(name, "Must be a slug (letters, digits, - and _).")
+    return raw
 
 
-def _non_negative(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit():
-        raise ValidationError({name: ["Must be a non-negative integer."]})
-    return int(raw)
+def check_last_event_id(request: Request) -> None:
+    """Refuse a malformed ``Last-Event-ID`` (or ``?lastEventId=``) before anything is done; runs.sse reads
+    it again once it is known to be well-formed."""
+    header = request.headers.get("Last-Event-ID")
+    if header:
+        params.last_event_ids(header, name="Last-Event-ID")
+    elif query := request.query_params.get("lastEventId"):
+        params.last_event_ids(query, name="lastEventId")
 
 
 class RunTodosView(APIView):
@@ -221,9 +236,7 @@ class RunTodosView(APIView):
         return Response(TodoSerializer(run.todos.all(), many=True).data)
 
 
-class RunTodoEventsView(APIView):
-    renderer_classes = [EventStreamRenderer, JSONRenderer]
-
+class RunTodoEventsView(StreamView):
     @extend_schema(
         responses={(200, "text/event-stream"): OpenApiTypes.STR},
         summary="A run's todo.update events over SSE",
@@ -231,6 +244,7 @@ class RunTodoEventsView(APIView):
     )
     def get(self, request: Request, run_id):
         run = visible_run(request, run_id)
+        check_last_event_id(request)
         return stream_channel(request._request, todos_channel(run.pk), end_on_finish=True)
 
 

@@ -1,0 +1,76 @@
+"""Strict readers of query parameters and headers: a malformed value is a 400 naming it, never a 500.
+
+Python is lenient where the database is not: ``str.isdigit()`` and ``int()`` accept digits of every script
+(``int("١٢") == 12``), ``int()`` raises ``ValueError`` past 4,300 digits, ``uuid.UUID()`` accepts braces,
+``urn:`` prefixes and non-ASCII digits, and PostgreSQL's ``integer`` stops at 2**31 - 1 and its text
+cannot hold NUL. These readers accept only the canonical ASCII spelling of each value.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Collection
+
+from core.errors import DomainError
+
+PG_INT_MAX = 2**31 - 1
+LAST_EVENT_ID_MAX_LENGTH = 4096
+
+_DIGITS = re.compile(r"[0-9]{1,10}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class InvalidParameter(DomainError):
+    """The same shape as a serializer's field error: ``detail`` maps the parameter to its problems."""
+
+    status = 400
+    code = "invalid"
+    message = "Invalid input."
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(detail={name: [problem]})
+
+
+def integer(raw: str | None, *, name: str, default: int, minimum: int = 0, maximum: int = PG_INT_MAX) -> int:
+    """``raw`` as an integer in ``[minimum, maximum]``; ``default`` when absent or empty."""
+    if raw is None or raw == "":
+        return default
+    if not _DIGITS.fullmatch(raw) or not minimum <= int(raw) <= maximum:
+        raise InvalidParameter(name, f"Must be an integer from {minimum} to {maximum}.")
+    return int(raw)
+
+
+def uuid_value(raw: str, *, name: str) -> uuid.UUID:
+    if not _UUID.fullmatch(raw):
+        raise InvalidParameter(name, "Must be a UUID (8-4-4-4-12 hexadecimal digits).")
+    return uuid.UUID(raw)
+
+
+def choice(raw: str, *, name: str, choices: Collection[str]) -> str:
+    if raw not in choices:
+        raise InvalidParameter(name, f"Must be one of: {', '.join(sorted(choices))}.")
+    return raw
+
+
+def text(raw: str, *, name: str, max_length: int) -> str:
+    """A printable value a text column can store: no control characters (NUL included), bounded."""
+    if len(raw) > max_length:
+        raise InvalidParameter(name, f"At most {max_length} characters.")
+    if _CONTROL.search(raw):
+        raise InvalidParameter(name, "Must not contain control characters.")
+    return raw
+
+
+def last_event_ids(raw: str, *, name: str) -> dict[str, int]:
+    """An SSE ``Last-Event-ID``: comma-separated ``<channel>:<seq>`` ids, as {channel: seq}."""
+    if len(raw) > LAST_EVENT_ID_MAX_LENGTH:
+        raise InvalidParameter(name, f"At most {LAST_EVENT_ID_MAX_LENGTH} characters.")
+    ids: dict[str, int] = {}
+    for part in filter(None, raw.split(",")):
+        channel, sep, seq = part.strip().rpartition(":")
+        if not sep or not _DIGITS.fullmatch(seq) or int(seq) > PG_INT_MAX or _CONTROL.search(channel):
+            raise InvalidParameter(name, f"Expected '<channel>:<seq>' ids, got {part[:100]!r}.")
+        ids.setdefault(channel, int(seq))
+    return ids

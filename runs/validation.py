@@ -1,0 +1,55 @@
+"""A run's input must fit in the start request its executor will receive.
+
+An executor refuses a body over its limit with a 413, which the worker can only turn into a failed run
+after the run was accepted. So ``POST /api/runs/`` measures the start request as the worker will send it
+(``agents.executor_client``: ``json.dumps`` with its defaults, so non-ASCII text counts six bytes per
+character) and refuses an input that would not fit in ``EXECUTOR_MAX_BODY_BYTES``. The input is measured
+as it will come back from jsonb: PostgreSQL prints numbers positionally, so ``1e300`` returns as an
+integer of 301 digits.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+
+from agents.models import App
+from core.errors import DomainError
+
+# What the start request holds beside the prompt and the input: the run id, the app's slug, the agent,
+# the plugins and the tool gateway, with JSON's punctuation. Generous: all of it is well under 1 KiB today.
+START_ENVELOPE_BYTES = 4096
+
+
+class InputTooLarge(DomainError):
+    status = 413
+    code = "too_large"
+    message = "The run's input is too large for its executor."
+
+
+def input_budget(app: App) -> int:
+    """The most bytes a run's input of this app may take in the executor's start request."""
+    prompt = len(json.dumps(app.prompt_for_executor()))
+    return settings.EXECUTOR_MAX_BODY_BYTES - START_ENVELOPE_BYTES - prompt
+
+
+def check_input_fits(*, app: App, input: dict[str, Any]) -> None:
+    size, budget = len(json.dumps(as_stored(input))), input_budget(app)
+    if size > budget:
+        problem = f"Takes {size} bytes in the executor's start request; at most {budget} fit."
+        raise InputTooLarge(detail={"input": [problem]})
+
+
+def as_stored(value: Any) -> Any:
+    """``value`` as it reads back from a jsonb column."""
+    if isinstance(value, float):
+        text = format(Decimal(repr(value)), "f")
+        return float(text) if "." in text else int(text)
+    if isinstance(value, dict):
+        return {key: as_stored(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_stored(item) for item in value]
+    return value
