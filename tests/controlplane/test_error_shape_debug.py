@@ -76,3 +76,23 @@ def test_outside_api_django_pages_stay(client, settings):
     response = client.get("/nope")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
+def test_a_post_asking_for_html_with_an_unparsable_body_is_json_not_a_500(db):
+    from rest_framework.test import APIClient
+
+    from tests.factories import AppFactory, UserFactory
+
+    AppFactory(slug="html-asker", playbook="instant")
+    client = APIClient()
+    client.force_authenticate(user=UserFactory(username="html-asker"))
+    run_id = client.post("/api/runs/", {"app": "html-asker"}, format="json").json()["id"]
+    response = client.generic(
+        "POST",
+        f"/api/runs/{run_id}/cancel",
+        b"\x00\x01",
+        CONTENT_TYPE="application/octet-stream",
+        HTTP_ACCEPT="text/html",
+    )
+    assert response.status_code < 500
+    assert response["Content-Type"].startswith("application/json")
