@@ -5,7 +5,6 @@ under its own lease (``runs.repair``)."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import threading
 import time
@@ -17,6 +16,7 @@ import structlog
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
+from core.shutdown import TwoSignalShutdown
 from runs.repair import Repair
 
 logger = structlog.get_logger(__name__)
@@ -50,7 +50,7 @@ class PassReport:
         return sum(self.counts.values())
 
 
-class Reconciler:
+class Reconciler(TwoSignalShutdown):
     STEPS = ("deadlines", "stalled", "stale_sync", "consistency", "retention")
 
     def __init__(self, *, options: ReconcilerOptions, owner: str | None = None) -> None:
@@ -61,20 +61,11 @@ class Reconciler:
         self.passes = 0
         self.last_pass_at: float | None = None
         self._last_retention = 0.0
-        self._signals = 0
         self.log = logger.bind(reconciler=self.owner)
 
     # --- lifecycle --------------------------------------------------------------------------------------
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-
-    def _on_signal(self, signum: int, frame: object) -> None:
-        self._signals += 1
-        if self._signals > 1:
-            os._exit(128 + signum)  # the second signal: exit now; our leases expire and others repair
-        self.log.info("reconciler_stopping", signal=signal.Signals(signum).name)
-        self.stop()
+    def on_first_signal(self, name: str) -> None:
+        self.log.info("reconciler_stopping", signal=name)
 
     def stop(self) -> None:
         self.stopping.set()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import queue
-import signal
 import socket
 import threading
 import time
@@ -16,6 +15,7 @@ import structlog
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 
+from core.shutdown import TwoSignalShutdown
 from run_queue import services
 from run_queue.claims import claim_batch
 from run_queue.handlers import Handler
@@ -97,7 +97,7 @@ class WorkerOptions:
         return cls(**values)
 
 
-class Worker:
+class Worker(TwoSignalShutdown):
     def __init__(self, *, handler: Handler, options: WorkerOptions, worker_id: str | None = None) -> None:
         self.handler = handler
         self.options = options
@@ -112,23 +112,14 @@ class Worker:
         self.in_hand: dict[uuid.UUID, QueueEntry] = {}
         self.claimed = 0
         self.settled = 0
-        self._signals = 0
         self.abandoned = 0  # handler threads still running when the grace period ran out
         self._last_prune = time.monotonic()
         self._settling = threading.Lock()
         self.log = logger.bind(worker_id=self.worker_id)
 
     # --- lifecycle ------------------------------------------------------------------------------------
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-
-    def _on_signal(self, signum: int, frame: object) -> None:
-        self._signals += 1
-        if self._signals > 1:
-            os._exit(128 + signum)  # the second signal: exit now, leases expire and others take over
-        self.log.info("worker_stopping", signal=signal.Signals(signum).name, in_hand=len(self.in_hand))
-        self.stop()
+    def on_first_signal(self, name: str) -> None:
+        self.log.info("worker_stopping", signal=name, in_hand=len(self.in_hand))
 
     def stop(self) -> None:
         self.stopping.set()

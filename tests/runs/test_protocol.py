@@ -11,7 +11,7 @@ from run_queue.models import QueueEntry, State
 from run_queue.outcomes import Kind
 from runs.models import Run, RunEvent, RunStatus
 from runs.orchestrator import Attempt, RunHandler
-from runs.protocol import ProtocolViolation, checked
+from runs.protocol import STORED_TYPES, ProtocolViolation, checked
 from tests.executor_support import RecordingServer
 from tests.factories import AppFactory, ExecutorFactory
 
@@ -108,3 +108,14 @@ def test_an_executor_sending_malformed_events_fails_the_run_once_with_protocol_e
     assert (outcome.kind, outcome.error_class) == (Kind.FAIL, "protocol_error")
     assert QueueEntry.objects.get(pk=entry.pk).state == State.LEASED  # the worker settles it (dead)
     assert not RunEvent.objects.filter(run=run, type="message.delta").exists()
+
+
+def test_the_control_plane_stores_every_event_type_the_protocol_documents():
+    """runs.protocol keeps its own list (the control plane imports nothing of the reference executor): it
+    must be the documented one."""
+    from pathlib import Path
+
+    import yaml
+
+    spec = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs/executor-openapi.yaml").read_text())
+    assert set(spec["components"]["schemas"]["Event"]["discriminator"]["mapping"]) == STORED_TYPES
