@@ -1,7 +1,9 @@
 FROM python:3.11-slim-bookworm
 
+# FORWARDED_ALLOW_IPS empty: gunicorn/uvicorn leave the peer address alone (they would believe
+# X-Forwarded-For from 127.0.0.1); the throttles read it from TRUSTED_PROXIES only (README, Configuration).
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    VAR_DIR=/app/var STATIC_ROOT=/app/var/static
+    VAR_DIR=/app/var STATIC_ROOT=/app/var/static FORWARDED_ALLOW_IPS=""
 WORKDIR /app
 
 COPY pyproject.toml README.md ./

@@ -240,6 +240,9 @@ class Standalone:
         app = ASGIStaticFilesHandler(application)
         config = uvicorn.Config(
             app,
+            # The peer address is the client: uvicorn would otherwise believe X-Forwarded-For from any
+            # local process; our throttles read it themselves, from TRUSTED_PROXIES only.
+            proxy_headers=False,
             lifespan="off",
             log_config=None,
             log_level="warning",
