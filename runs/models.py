@@ -109,6 +109,11 @@ class Run(models.Model):
             models.Index(fields=["user", "-created_at"], name="runs_user_recent_idx"),
             models.Index(fields=["session", "status"], name="runs_session_status_idx"),
             models.Index(fields=["status", "created_at"], name="runs_status_idx"),
+            # A start counts the user's active runs (RUNS_MAX_ACTIVE_PER_USER): only those, however many
+            # finished runs the user has.
+            models.Index(
+                fields=["user"], name="runs_active_user_idx", condition=Q(status__in=ACTIVE_STATUSES)
+            ),
             # The reconciler's scans of active runs: past their deadline, stalled, stale.
             models.Index(
                 fields=["deadline"], name="runs_active_deadline_idx", condition=Q(status__in=ACTIVE_STATUSES)

@@ -144,3 +144,17 @@ def test_checked_inside_the_start_s_transaction_concurrent_starts_cannot_pass_th
     for worker in workers:
         worker.join(30)
     assert Run.objects.filter(user=member).count() == 2
+
+
+def test_the_active_run_count_reads_only_the_user_s_active_runs(db, member):
+    """A start counts the user's active runs through the partial index, however many finished runs the
+    user has (the benchmark's user has tens of thousands: the ORM's query scanned them all)."""
+    from django.db import connection
+
+    from runs.services import _ACTIVE_RUNS_SQL
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + _ACTIVE_RUNS_SQL, [member.pk, 19])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "runs_active_user_idx" in plan, plan
