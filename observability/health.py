@@ -34,9 +34,18 @@ def check_redis() -> tuple[bool, str] | None:
     if not settings.REDIS_URL:
         return None
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        # One try: redis-py retries a failed command with backoff by default, which made a probe against
+        # a black-holed Redis take about 20 s instead of failing within its timeouts.
+        client = redis.Redis.from_url(
+            settings.REDIS_URL,
+            socket_connect_timeout=settings.REDIS_CONNECT_TIMEOUT_S,
+            socket_timeout=settings.REDIS_SOCKET_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
+        )
         client.ping()
         client.close()
     except Exception as exc:

@@ -229,3 +229,15 @@ def test_a_subscription_to_a_redis_that_goes_silent_is_given_up_and_a_quiet_one_
         run_scenario(scenario)
     finally:
         proxy.close()
+
+
+def test_readiness_fails_within_the_configured_timeouts_when_redis_is_black_holed(settings, black_hole):
+    from observability.health import check_redis
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{black_hole}/0"
+    settings.REDIS_CONNECT_TIMEOUT_S = settings.REDIS_SOCKET_TIMEOUT_S = 0.3
+    started = time.monotonic()
+    ok, reason = check_redis()
+    elapsed = time.monotonic() - started
+    assert ok is False, reason
+    assert elapsed < 1.5, f"/readyz took {elapsed:.1f} s against a silent Redis (no retries, 0.3 s timeouts)"
