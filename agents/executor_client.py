@@ -501,11 +501,16 @@ _local = threading.local()
 
 def client_for(executor: Executor) -> ExecutorClient:
     """The calling thread's client for this executor, rebuilt when the executor's settings changed."""
-    config = config_for(executor)
     clients: dict[int, ExecutorClient] = _local.__dict__.setdefault("clients", {})
-    client = clients.get(executor.pk)
+    return cached_client(clients, executor.pk, config_for(executor))
+
+
+def cached_client(clients: dict[int, ExecutorClient], key: int, config: ExecutorConfig) -> ExecutorClient:
+    """The client kept in ``clients`` under ``key``, replaced (and the old one closed) when ``config``
+    changed."""
+    client = clients.get(key)
     if client is None or client.config != config:
         if client is not None:
             client.close()
-        client = clients[executor.pk] = ExecutorClient(config)
+        client = clients[key] = ExecutorClient(config)
     return client

@@ -84,25 +84,19 @@ def _claim_portable(owner: str, limit: int, lease_seconds: float) -> list[QueueE
         candidates = list(QueueEntry.objects.ready().order_by("-priority", "available_at")[:limit])
         candidates += list(QueueEntry.objects.expired().order_by("lease_expires_at")[:limit])
         for entry in candidates:
-            entry.state = State.LEASED
             entry.attempts += 1
-            entry.lease_owner = owner
             entry.wake_requested = False
-            entry.lease_token = uuid.uuid4()
-            entry.lease_expires_at = now + timedelta(seconds=lease_seconds)
-            entry.save(
-                update_fields=[
-                    "wake_requested",
-                    "state",
-                    "attempts",
-                    "lease_owner",
-                    "lease_token",
-                    "lease_expires_at",
-                    "updated_at",
-                ]
-            )
+            _lease_here(entry, owner, now + timedelta(seconds=lease_seconds), "attempts", "wake_requested")
             claimed.append(entry)
     return claimed
+
+
+def _lease_here(entry: QueueEntry, owner: str, expires_at, *changed: str) -> None:
+    """SQLite: lease ``entry`` to ``owner`` under a fresh token (and save the ``changed`` fields too)."""
+    entry.state, entry.lease_owner, entry.lease_token = State.LEASED, owner, uuid.uuid4()
+    entry.lease_expires_at = expires_at
+    leased = ["state", "lease_owner", "lease_token", "lease_expires_at", "updated_at"]
+    entry.save(update_fields=[*changed, *leased])
 
 
 # The reconciler's claim of one run's entry: whatever state it rests in (ready, even during a backoff;
@@ -148,7 +142,5 @@ def take_over(*, run_id: uuid.UUID, owner: str, lease_seconds: float) -> tuple[Q
         ):
             return None
         previous = entry.state
-        entry.state, entry.lease_owner, entry.lease_token = State.LEASED, owner, uuid.uuid4()
-        entry.lease_expires_at = now + timedelta(seconds=lease_seconds)
-        entry.save(update_fields=["state", "lease_owner", "lease_token", "lease_expires_at", "updated_at"])
+        _lease_here(entry, owner, now + timedelta(seconds=lease_seconds))
         return entry, previous

@@ -99,6 +99,11 @@ def _release_fields() -> dict:
     return {"lease_owner": "", "lease_token": None, "lease_expires_at": None, "updated_at": db_now()}
 
 
+def _fresh_budget() -> dict:
+    """A new retry budget: ``attempts`` keeps counting every claim, ``max_attempts`` moves past it."""
+    return {"max_attempts": F("attempts") + settings.QUEUE_MAX_ATTEMPTS}
+
+
 def entry_retry(*, entry: QueueEntry, error_class: str, detail: str) -> State | None:
     """Schedule another attempt after a backoff, or mark the entry dead when attempts are spent.
 
@@ -133,7 +138,7 @@ def entry_park(*, entry: QueueEntry) -> bool:
     If someone asked to wake it while it was leased (``entry_unpark`` raced the handler's decision to
     park), it goes back to ready instead, so the wake-up is never lost.
     """
-    budget = {"max_attempts": F("attempts") + settings.QUEUE_MAX_ATTEMPTS}
+    budget = _fresh_budget()
     if _held(entry).filter(wake_requested=False).update(state=State.PARKED, **budget, **_release_fields()):
         return True
     woken = (
@@ -237,8 +242,8 @@ def entries_retry_now(*, ids: Iterable[int]) -> int:
     ).update(
         state=State.READY,
         available_at=db_now(),
-        max_attempts=F("attempts") + settings.QUEUE_MAX_ATTEMPTS,
         finished_at=None,
+        **_fresh_budget(),
         **_release_fields(),
     )
     _notify()
@@ -281,15 +286,10 @@ def lease_complete(entry: QueueEntry) -> None:
     and the queue's commit together, and the worker saves a round of settling. Like ``lease_fence``, the
     update locks the row, so a takeover cannot interleave.
     """
-    now = timezone.now()  # a finished entry's times are compared with nothing but the retention's cutoff
-    values = {
-        "state": State.DONE,
-        "finished_at": now,
-        "updated_at": now,
-        "lease_owner": "",
-        "lease_token": None,
-        "lease_expires_at": None,
-    }
+    # Values, not the database's clock: update_fields renders no expressions, and a finished entry's times
+    # are compared with nothing but the retention's cutoff.
+    now = timezone.now()
+    values = {"state": State.DONE, "finished_at": now, **_release_fields(), "updated_at": now}
     if not update_fields(QueueEntry, where=lease_held_where(entry), values=values):  # once per run: no ORM
         raise LeaseLost()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from runs.models import TodoStatus
+from runs.models import TERMINAL_STATUSES, TodoStatus
 
 STORED_TYPES = frozenset(
     {
@@ -26,7 +26,7 @@ STORED_TYPES = frozenset(
         "human_loop.reply",
     }
 )
-FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
+FINAL_STATUSES = frozenset(TERMINAL_STATUSES)  # what a run.finished may report
 TODO_STATUSES = frozenset(TodoStatus.values)
 MAX_ID = 100  # request, call, message and todo ids are stored in columns of this size
 MAX_TODOS = 500

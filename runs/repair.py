@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from agents.executor_client import ExecutorClient, ExecutorError, config_for
+from agents.executor_client import ExecutorClient, ExecutorError, cached_client, config_for
 from agents.selectors import executor_by_id
 from run_queue import services as queue
 from run_queue.claims import take_over
@@ -136,7 +136,6 @@ class Repair:
         """Finished on the executor: store the events we missed (its ``run.finished`` among them), which
         ends the run here, fenced by our lease like a worker's write."""
         handler = RunHandler()
-        entry.attempts = run.attempts  # the repair is not an attempt: the run's count stays as it is
         attempt = Attempt(entry, counted=True)
         log = logger.bind(run_id=str(run.pk), reconciler=self.owner)
         try:
@@ -293,12 +292,7 @@ class Repair:
             connect_timeout_s=EXECUTOR_TIMEOUT_S,
             retries=0,
         )
-        client = self.clients.get(executor.pk)
-        if client is None or client.config != config:
-            if client is not None:
-                client.close()
-            client = self.clients[executor.pk] = ExecutorClient(config)
-        return client
+        return cached_client(self.clients, executor.pk, config)
 
     def close(self) -> None:
         for client in self.clients.values():

@@ -22,10 +22,11 @@ from collections.abc import AsyncIterator, Callable
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, StreamingHttpResponse
-from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
+from core import params
 from core.errors import TooManyRequests
+from core.params import InvalidParameter
 from runs import live
 from runs.models import ACTIVE_STATUSES
 from runs.selectors import run_history, run_position
@@ -113,7 +114,7 @@ def stream_channel(
     grip = getattr(request, "grip", None)
     try:
         after = last_event_seq(request, channel)
-    except ValidationError:
+    except InvalidParameter:
         if free is not None:
             free()
         raise
@@ -137,17 +138,20 @@ def stream_channel(
     return response
 
 
+def last_event_ids(request: HttpRequest) -> dict[str, int]:
+    """The client's ``Last-Event-ID`` (or ``?lastEventId=``) as {channel: seq}, read strictly
+    (``core.params``: a malformed one is a 400). A view that writes before it streams calls this first."""
+    header = request.headers.get("Last-Event-ID")
+    if header:
+        return params.last_event_ids(header, name="Last-Event-ID")
+    query = request.GET.get("lastEventId")
+    return params.last_event_ids(query, name="lastEventId") if query else {}
+
+
 def last_event_seq(request: HttpRequest, channel: str) -> int:
-    """The seq after which the client wants events: from ``Last-Event-ID`` or ``?lastEventId=``
-    (``<channel>:<seq>``, possibly among other channels' ids), else 0 (the whole history)."""
-    raw = request.headers.get("Last-Event-ID") or request.GET.get("lastEventId") or ""
-    for part in filter(None, raw.split(",")):
-        name, sep, seq = part.strip().rpartition(":")
-        if not sep or not seq.isdigit():
-            raise ValidationError({"Last-Event-ID": [f"Expected '{channel}:<seq>', got {part[:100]!r}."]})
-        if name == channel:
-            return int(seq)
-    return 0
+    """The seq after which the client wants events on ``channel`` (its id may sit among other channels'),
+    else 0 (the whole history)."""
+    return last_event_ids(request).get(channel, 0)
 
 
 def _grip_hold(request: HttpRequest, channel: str) -> StreamingHttpResponse:

@@ -27,7 +27,7 @@ from runs.serializers import (
     RunStartSerializer,
     TodoSerializer,
 )
-from runs.sse import EventStreamRenderer, stream_channel, take_stream_slot
+from runs.sse import EventStreamRenderer, last_event_ids, stream_channel, take_stream_slot
 from runs.streaming import encode, run_channel, todos_channel
 from runs.validation import check_input_fits
 
@@ -135,7 +135,7 @@ class RunStartStreamView(StreamView):
         description=SSE_DESCRIPTION,
     )
     def post(self, request: Request):
-        check_last_event_id(request)  # a refused request must not have started a run
+        last_event_ids(request._request)  # a malformed id is refused before the run is created
         # Listen before the run exists: everything published for it reaches the stream, which then needs
         # no storage read for a new run (its history is the run.queued event created here).
         run_id = uuid.uuid4()
@@ -196,7 +196,6 @@ class RunEventsView(StreamView):
     def get(self, request: Request, run_id):
         run = visible_run(request, run_id)
         if "after" not in request.query_params:
-            check_last_event_id(request)
             return stream_channel(request._request, run_channel(run.pk), end_on_finish=True)
         after = params.integer(request.query_params["after"], name="after", default=0)
         limit = params.integer(
@@ -219,16 +218,6 @@ def _slug_param(raw: str, name: str) -> str:
     return raw
 
 
-def check_last_event_id(request: Request) -> None:
-    """Refuse a malformed ``Last-Event-ID`` (or ``?lastEventId=``) before anything is done; runs.sse reads
-    it again once it is known to be well-formed."""
-    header = request.headers.get("Last-Event-ID")
-    if header:
-        params.last_event_ids(header, name="Last-Event-ID")
-    elif query := request.query_params.get("lastEventId"):
-        params.last_event_ids(query, name="lastEventId")
-
-
 class RunTodosView(APIView):
     @extend_schema(responses=TodoSerializer(many=True), summary="A run's todo list")
     def get(self, request: Request, run_id) -> Response:
@@ -244,7 +233,6 @@ class RunTodoEventsView(StreamView):
     )
     def get(self, request: Request, run_id):
         run = visible_run(request, run_id)
-        check_last_event_id(request)
         return stream_channel(request._request, todos_channel(run.pk), end_on_finish=True)
 
 
