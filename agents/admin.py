@@ -89,8 +89,28 @@ class ExecutorAdmin(admin.ModelAdmin):
 
 @admin.register(App)
 class AppAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "agent_kind", "playbook", "executor", "enabled", "updated_at"]
-    list_filter = ["enabled", "agent_kind", "executor"]
-    list_select_related = ["executor"]
-    search_fields = ["name", "slug", "description"]
+    list_display = [
+        "name",
+        "slug",
+        "category",
+        "agent_kind",
+        "playbook",
+        "executor",
+        "active_prompt",
+        "enabled",
+        "updated_at",
+    ]
+    list_filter = ["enabled", "category", "agent_kind", "executor"]
+    list_select_related = ["executor", "active_prompt"]
+    search_fields = ["name", "slug", "description", "category"]
     prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["active_prompt"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "enabled"]}),
+        ("In the store", {"fields": ["description", "category", "tags", "glyph", "icon"]}),
+        (
+            "Agent",
+            {"fields": ["executor", "agent_kind", "playbook", "active_prompt", "plugins", "run_deadline_s"]},
+        ),
+        ("Settings", {"fields": ["settings_schema"]}),
+    ]

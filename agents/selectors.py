@@ -14,9 +14,10 @@ from typing import Any
 
 from django.conf import settings
 
-from agents.models import DEFAULT_EXECUTOR_NAME, App, Executor
+from agents.access import apps_for, can
+from agents.models import DEFAULT_EXECUTOR_NAME, Action, App, Executor, PromptVersion
 from agents.services import executor_sync_default
-from core.errors import NotFound, ServiceUnavailable
+from core.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
 
 _cache: dict[tuple, tuple[float, Any]] = {}
 
@@ -62,12 +63,36 @@ def default_executor() -> Executor | None:
     return executor if executor is not None and executor.enabled else None
 
 
+class AppNotUsable(Forbidden):
+    code = "app_not_usable"
+    message = "You may see this app but not start runs of it."
+
+
+class AppDisabled(Conflict):
+    code = "app_disabled"
+    message = "This app is disabled: enable it before starting runs."
+
+
+def app_not_found() -> NotFound:
+    """The one answer for an app that does not exist and for one the user may not see."""
+    return NotFound("No such app.", code="app_not_found")
+
+
 def app_for_use(*, user, slug: str) -> App:
-    """The enabled app ``slug`` if ``user`` may start runs of it; otherwise a 404 (RBAC narrows this)."""
+    """The app ``slug`` if ``user`` may start runs of it (``app.use``). An app they may not see is a 404,
+    the same as a missing one; one they may only see is a 403."""
     app = _cached(("app", slug), lambda: App.objects.select_related("executor").filter(slug=slug).first())
-    if app is None or not app.enabled or not user.is_authenticated:
-        raise NotFound("No such app.", code="app_not_found")
-    return app
+    if app is None or not user.is_authenticated:
+        raise app_not_found()
+    if user.is_superuser:
+        if not app.enabled:
+            raise AppDisabled()
+        return app
+    if can(user, Action.USE, app):
+        return app
+    if can(user, Action.SEE, app):
+        raise AppNotUsable()
+    raise app_not_found()
 
 
 def app_by_id(pk: int) -> App | None:
@@ -84,3 +109,34 @@ def executor_for_app(app: App) -> Executor:
     if executor is None or not executor.enabled:
         raise ServiceUnavailable("No executor is available for this app.", code="no_executor")
     return executor
+
+
+NO_PROMPT: dict[str, object] = {"version": 0, "text": ""}
+
+
+def prompt_payload(version_id: int | None) -> dict[str, object]:
+    """The prompt as the executor receives it (``prompt`` of the start request): version 0 when the app has
+    none. Versions never change once saved, so the cache cannot serve a stale one."""
+    if version_id is None:
+        return NO_PROMPT
+    version = _cached(("prompt", version_id), lambda: PromptVersion.objects.filter(pk=version_id).first())
+    if version is None:
+        return NO_PROMPT
+    return {"version": version.number, "text": version.text}
+
+
+def app_for(*, user, slug: str, action: str = Action.SEE) -> App:
+    """The app ``slug`` if ``user`` may do ``action`` on it. One they may not see is a 404 (the body of a
+    missing app); one they may see but not ``action`` on is a 403. Read fresh, not from the cache: for
+    the pages and admin-like endpoints, not the run start."""
+    app = apps_for(user, Action.SEE).filter(slug=slug).first()
+    if app is None:
+        raise app_not_found()
+    if action != Action.SEE and not can(user, action, app):
+        raise NotAllowedOnApp(detail={"action": action})
+    return app
+
+
+class NotAllowedOnApp(Forbidden):
+    code = "not_allowed"
+    message = "You may see this app but not do this with it."

@@ -1,4 +1,10 @@
-"""Demo data: a superuser, two people in two departments, and one app per scripted playbook.
+"""Demo data: a superuser, two people in two departments, one app per scripted playbook, and the access
+rules that show RBAC at work.
+
+- alice (research) sees and starts every research app, and edits their prompts;
+- bob (support) sees the guided demo but may not start it, and starts the instant reply;
+- the operators' report is seen by admins only (no grant names it);
+- a project, "Market report", owned by research.
 
 ``seed_demo`` creates what is missing and changes nothing that exists (a password someone changed stays
 changed), so ``manage.py standalone`` can call it on every start. Its apps name no executor: they run on
@@ -11,8 +17,8 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from agents.models import AgentKind, App
-from rbac.models import Department
+from agents.models import Action, AgentKind, App, AppGrant, Project, PromptActivation, PromptVersion
+from rbac.models import Department, Role, RoleBinding
 from rbac.services import DEMO_ADMIN_PASSWORD, demo_passwords_allowed, user_ensure
 
 DEMO_USER_PASSWORD = "demo"
@@ -35,10 +41,13 @@ class DemoApp:
     slug: str
     name: str
     description: str
+    category: str = "research"
+    glyph: str = "bot"
+    playbook: str = ""
 
     @property
     def system_prompt(self) -> str:
-        return f"You are the {self.name} demo agent (scripted playbook {self.slug!r})."
+        return f"You are the {self.name} demo agent (scripted playbook {self.playbook or self.slug!r})."
 
 
 USERS = (
@@ -60,30 +69,74 @@ APPS = (
         "Guided demo agent",
         "Start here. Plans a todo list, streams its reasoning, calls a tool, then asks you to approve "
         'before it writes the answer. Input: {"message": "what to work on"}.',
+        glyph="spark",
     ),
     DemoApp(
         "instant",
         "Instant reply",
         "Answers with one short message straight away: the quickest way to watch a run start and finish.",
+        category="everyone",
+        glyph="chat",
     ),
     DemoApp(
         "flood",
         "Event flood",
         "Streams a burst of message fragments to show how fast events reach the browser. "
         'Input: {"count": 1000} (1 to 1,000,000).',
+        glyph="chart",
     ),
     DemoApp(
         "fail",
         "Always fails",
         "Plans one step, says so, and fails on purpose: this is what a failed run and its error look like.",
+        glyph="shield",
     ),
     DemoApp(
         "long",
         "Long runner",
         "Ticks ten times a second until cancelled, or for a while with "
         '{"seconds": 30}. Try cancelling it, or closing the page and coming back.',
+        glyph="code",
+    ),
+    DemoApp(
+        "ops-report",
+        "Operators' report",
+        "Answers at once with a short report. No grant names it: only admins see it in the store.",
+        category="operations",
+        glyph="document",
+        playbook="instant",
     ),
 )
+
+RESEARCH_APPS = ("demo", "flood", "fail", "long", "instant")
+
+
+@dataclass(frozen=True)
+class DemoRole:
+    slug: str
+    name: str
+    grants: tuple[tuple[str, tuple[str, ...]], ...]  # (action, app slugs; () = every app)
+    department: str = ""  # bound to this department and those below it...
+    user: str = ""  # ...or to this user
+
+
+ROLES = (
+    DemoRole(
+        "researcher",
+        "Researcher",
+        ((Action.USE, RESEARCH_APPS),),
+        department="research",
+    ),
+    DemoRole("prompt-editor", "Prompt editor", ((Action.PROMPT_EDIT, RESEARCH_APPS),), user="alice"),
+    DemoRole(
+        "support-agent",
+        "Support agent",
+        ((Action.SEE, ("demo",)), (Action.USE, ("instant",))),
+        department="support",
+    ),
+)
+
+PROJECTS = (("market-report", "Market report", "research"),)
 
 
 @dataclass
@@ -105,6 +158,10 @@ def seed_demo(*, allow_demo_passwords: bool = False) -> SeedReport:
         _ensure_department(slug, name, parent, users, report)
     for app in APPS:
         _ensure_app(app, report)
+    for role in ROLES:
+        _ensure_role(role, users, report)
+    for slug, name, department in PROJECTS:
+        _ensure_project(slug, name, department, report)
     return report
 
 
@@ -129,15 +186,45 @@ def _ensure_department(slug: str, name: str, parent: str, users: dict, report: S
 
 
 def _ensure_app(demo: DemoApp, report: SeedReport) -> None:
-    _, created = App.objects.get_or_create(
+    app, created = App.objects.get_or_create(
         slug=demo.slug,
         defaults={
             "name": demo.name,
             "description": demo.description,
+            "category": demo.category,
+            "glyph": demo.glyph,
             "agent_kind": AgentKind.SCRIPTED,
-            "playbook": demo.slug,
-            "system_prompt": demo.system_prompt,
+            "playbook": demo.playbook or demo.slug,
         },
     )
+    if not created:
+        return
+    # Written here rather than through agents' prompt services, which a fresh app does not need: the
+    # first version, active from the start.
+    version = PromptVersion.objects.create(app=app, number=1, text=demo.system_prompt, message="Demo prompt")
+    PromptActivation.objects.create(app=app, version=version, reason="Demo prompt")
+    App.objects.filter(pk=app.pk).update(active_prompt=version)
+    report.created.append(f"app {demo.slug}")
+
+
+def _ensure_role(demo: DemoRole, users: dict, report: SeedReport) -> None:
+    role, created = Role.objects.get_or_create(slug=demo.slug, defaults={"name": demo.name})
+    if not created:
+        return  # an existing role, grants and bindings included, is someone's: leave it
+    apps = {app.slug: app for app in App.objects.all()}
+    for action, slugs in demo.grants:
+        targets: list[App | None] = [apps[slug] for slug in slugs if slug in apps] if slugs else [None]
+        AppGrant.objects.bulk_create([AppGrant(role=role, action=action, app=app) for app in targets])
+    if demo.department:
+        department = Department.objects.get(slug=demo.department)
+        RoleBinding.objects.create(role=role, department=department, include_descendants=True)
+    else:
+        RoleBinding.objects.create(role=role, user=users[demo.user])
+    report.created.append(f"role {demo.slug}")
+
+
+def _ensure_project(slug: str, name: str, department: str, report: SeedReport) -> None:
+    owner = Department.objects.get(slug=department)
+    _, created = Project.objects.get_or_create(slug=slug, defaults={"name": name, "department": owner})
     if created:
-        report.created.append(f"app {demo.slug}")
+        report.created.append(f"project {slug}")

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_structlog",
     "django_eventstream",
+    "auditlog",
     "rbac",
     "agents",
     "run_queue",
@@ -171,6 +172,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/admin/login/"
+# Django's own (users, groups, model permissions) first; then per-app permissions from the app grants:
+# user.has_perm("agents.use_app", app) (agents.backends).
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "agents.backends.AppGrantBackend",
+]
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.string("TIME_ZONE", "UTC")
 USE_I18N = True
@@ -178,6 +185,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.string("STATIC_ROOT", str(VAR_DIR / "static")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Uploads (app-store icons). Never served as a public folder: each file is served by a view that checks
+# who may see what it belongs to (an icon: its app).
+MEDIA_ROOT = Path(env.string("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "media/"
 
 # --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

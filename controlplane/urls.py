@@ -11,6 +11,7 @@ handler500 = "controlplane.api.json_500"
 
 api: list[URLPattern | URLResolver] = [
     path("", include("rbac.urls")),
+    path("", include("agents.urls")),
     path("", include("runs.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", login_required(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),

@@ -27,6 +27,14 @@ class NotFound(DomainError):
     message = "Not found."
 
 
+class Forbidden(DomainError):
+    """The user may see the object but not do this to it (what they may not see is a ``NotFound``)."""
+
+    status = 403
+    code = "forbidden"
+    message = "You may not do this."
+
+
 class Conflict(DomainError):
     status = 409
     code = "conflict"

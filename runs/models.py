@@ -27,6 +27,9 @@ class Session(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sessions")
     app = models.ForeignKey("agents.App", on_delete=models.PROTECT, related_name="sessions")
+    project = models.ForeignKey(
+        "agents.Project", null=True, blank=True, on_delete=models.PROTECT, related_name="sessions"
+    )
     title = models.CharField(max_length=200, blank=True)
     queued_runs = models.BooleanField(
         default=False, help_text="A run was once queued behind another here (finishing a run looks for it)."
@@ -42,10 +45,19 @@ class Session(models.Model):
 
 class RunQuerySet(models.QuerySet["Run"]):
     def visible_to(self, user) -> RunQuerySet:
-        """Runs the user may see: their own (RBAC's run.view_all widens this when it lands)."""
+        """Runs the user may read: their own, and every run of the apps where they hold ``run.view_all``."""
+        from agents.access import apps_for
+        from agents.models import Action
+
         if user.is_superuser:
             return self
-        return self.filter(user=user)
+        return self.filter(Q(user_id=user.pk or 0) | Q(app__in=apps_for(user, Action.RUN_VIEW_ALL)))
+
+    def owned_by(self, user) -> RunQuerySet:
+        """Runs the user may act on (cancel, answer): their own; a superuser's, every run."""
+        if user.is_superuser:
+            return self
+        return self.filter(user_id=user.pk or 0)
 
     def active(self) -> RunQuerySet:
         return self.filter(status__in=ACTIVE_STATUSES)
@@ -57,6 +69,22 @@ class Run(models.Model):
     app = models.ForeignKey("agents.App", on_delete=models.PROTECT, related_name="runs")
     executor = models.ForeignKey("agents.Executor", on_delete=models.PROTECT, related_name="runs")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
+    project = models.ForeignKey(
+        "agents.Project", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    prompt_version = models.ForeignKey(
+        "agents.PromptVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="runs",
+        help_text="The prompt the run started with; empty: the app had none.",
+    )
+    settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The effective settings the run started with (secrets as their names only).",
+    )
     input = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
     error_class = models.CharField(max_length=50, blank=True)

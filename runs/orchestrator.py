@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from agents.executor_client import ExecutorClient, ExecutorError, ExecutorEvent, client_for
-from agents.selectors import app_by_id, executor_by_id
+from agents.selectors import app_by_id, executor_by_id, prompt_payload
 from core.db import select_list, update_fields
 from run_queue.models import QueueEntry, lease_held_sql
 from run_queue.outcomes import Outcome
@@ -113,7 +113,7 @@ class RunHandler:
             reply = client.start_run(
                 run_id=str(run.pk),
                 app=run.app.slug,
-                prompt=run.app.prompt_for_executor(),
+                prompt=prompt_payload(run.prompt_version_id),
                 input=run.input,
                 agent=run.app.agent_spec(),
                 traceparent=traceparent(run),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from agents.access import apps_for
+from agents.models import Action
 from runs.models import Run, RunEvent
 
 
@@ -20,3 +22,18 @@ def run_history(run_id, *, after: int = 0, todos_only: bool = False) -> QuerySet
 def run_position(run_id) -> tuple[int, str] | None:
     """The run's last stored seq and its status, or None for no such run."""
     return Run.objects.filter(pk=run_id).values_list("last_seq", "status").first()
+
+
+def may_read(user, run: Run) -> bool:
+    """Whether ``user`` may read ``run``: as ``Run.objects.visible_to``, without a query for their own run."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_superuser or run.user_id == user.pk:
+        return True
+    return apps_for(user, Action.RUN_VIEW_ALL).filter(pk=run.app_id).exists()
+
+
+def readable_run(user, run_id, *, related: tuple[str, ...] = ()) -> Run | None:
+    """The run if ``user`` may read it, else None (the caller answers 404, as for a missing run)."""
+    run = Run.objects.select_related(*related).filter(pk=run_id).first()
+    return run if run is not None and may_read(user, run) else None

@@ -151,6 +151,7 @@ def _create_run(*, user, app, input, session_id, multitask, idempotency_key, pri
         app=app,
         executor=executor_for_app(app),
         user=user,
+        prompt_version_id=app.active_prompt_id,
         input=input,
         trace_id=secrets.token_hex(16),
         idempotency_key=idempotency_key,
@@ -298,7 +299,7 @@ def human_loop_reply(
 
 def _human_request_pk(*, user, request_id: str, run_id: uuid.UUID | None) -> uuid.UUID:
     """The question the client means, among those it may see: a 404 for anything else."""
-    visible = HumanLoopRequest.objects.filter(run__in=Run.objects.visible_to(user))
+    visible = HumanLoopRequest.objects.filter(run__in=Run.objects.owned_by(user))
     if run_id is not None:
         visible = visible.filter(run_id=run_id)
     by_event = Q(external_id=request_id)

@@ -136,11 +136,13 @@ class RunChannelManager(ChannelManagerBase):
     @staticmethod
     def _allowed(user, channel) -> bool:
         from runs.models import Run
+        from runs.selectors import may_read
 
         parsed = parse_channel(channel)
-        if parsed is None:
+        if parsed is None or not getattr(user, "is_authenticated", False):
             return False
-        return Run.objects.visible_to(user).filter(pk=parsed[1]).exists()
+        run = Run.objects.filter(pk=parsed[1]).only("user_id", "app_id").first()
+        return run is not None and may_read(user, run)
 
     def is_channel_reliable(self, channel):
         return True

@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 
 from agents.models import App
+from agents.selectors import prompt_payload
 from core.errors import DomainError
 
 # What the start request holds beside the prompt and the input: the run id, the app's slug, the agent,
@@ -32,7 +33,7 @@ class InputTooLarge(DomainError):
 
 def input_budget(app: App) -> int:
     """The most bytes a run's input of this app may take in the executor's start request."""
-    prompt = len(json.dumps(app.prompt_for_executor()))
+    prompt = len(json.dumps(prompt_payload(app.active_prompt_id)))
     return settings.EXECUTOR_MAX_BODY_BYTES - START_ENVELOPE_BYTES - prompt
 
 

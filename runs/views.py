@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -14,10 +14,11 @@ from rest_framework.views import APIView
 
 from agents.selectors import app_for_use
 from core import params
+from core.errors import Forbidden
 from core.throttling import UserRateThrottle
 from runs import live, services
 from runs.models import HumanLoopRequest, HumanLoopStatus, Run, RunStatus
-from runs.selectors import run_history
+from runs.selectors import readable_run, run_history
 from runs.serializers import (
     EventPageSerializer,
     HumanLoopReplySerializer,
@@ -41,10 +42,25 @@ SSE_DESCRIPTION = (
 
 
 def visible_run(request: Request, run_id) -> Run:
-    """The run if the user may see it; a run they may not see is a 404, like a missing one."""
-    return get_object_or_404(
-        Run.objects.visible_to(request.user).select_related("app", "executor"), pk=run_id
-    )
+    """The run if the user may read it; a run they may not read is a 404, like a missing one."""
+    run = readable_run(request.user, run_id, related=("app", "executor"))
+    if run is None:
+        raise Http404
+    return run
+
+
+def owned_run(request: Request, run_id) -> Run:
+    """The run if the user may act on it (cancel): its owner or a superuser. A reader (``run.view_all``)
+    who may not is told so (403); anyone else gets the 404 of a missing run."""
+    run = visible_run(request, run_id)
+    if not (request.user.is_superuser or run.user_id == request.user.pk):
+        raise NotRunOwner()
+    return run
+
+
+class NotRunOwner(Forbidden):
+    code = "not_run_owner"
+    message = "Only the person who started this run may do this."
 
 
 def _start(request: Request, run_id: uuid.UUID | None = None) -> tuple[Run, bool]:
@@ -172,7 +188,7 @@ class RunCancelView(APIView):
     def post(self, request: Request, run_id) -> Response:
         # Recorded here; the worker holding the run tells the executor (within a second while events
         # flow, at the executor's next keep-alive while it is quiet). No web thread waits on an executor.
-        run = services.run_cancel(run=visible_run(request, run_id))
+        run = services.run_cancel(run=owned_run(request, run_id))
         return Response(RunSerializer(run).data)
 
 
@@ -241,7 +257,7 @@ class HumanLoopPendingView(generics.ListAPIView):
 
     def get_queryset(self):
         return HumanLoopRequest.objects.filter(
-            status=HumanLoopStatus.PENDING, run__in=Run.objects.visible_to(self.request.user).active()
+            status=HumanLoopStatus.PENDING, run__in=Run.objects.owned_by(self.request.user).active()
         ).order_by("created_at")
 
     @extend_schema(summary="Questions waiting for an answer, on runs I may answer")

@@ -62,3 +62,13 @@ def _fresh_config_cache():
     config_cache_clear()
     yield
     config_cache_clear()
+
+
+@pytest.fixture
+def every_user_may_use_every_app(monkeypatch):
+    """For tests about runs rather than access: every user made by ``UserFactory`` (the cast included) may
+    start runs of every app, through a role bound to them. Access itself is tested in tests/agents and
+    tests/rbac without it."""
+    from tests import factories
+
+    monkeypatch.setitem(factories.EVERY_USER_MAY_USE_EVERY_APP, "on", True)

@@ -1,8 +1,8 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from agents.models import App, Executor
-from rbac.models import Department
+from agents.models import Action, App, AppGrant, Executor, Project, PromptVersion
+from rbac.models import Department, Role, RoleBinding
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -16,6 +16,25 @@ class UserFactory(factory.django.DjangoModelFactory):
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
     password = factory.django.Password(PASSWORD)
+
+    @factory.post_generation
+    def may_use_every_app(self, create, extracted, **kwargs):
+        wanted = EVERY_USER_MAY_USE_EVERY_APP["on"] if extracted is None else extracted
+        if create and wanted:
+            bind_use_every_app(self)
+
+
+# Tests about runs rather than access switch this on (the ``every_user_may_use_every_app`` fixture): each
+# user the factory makes then holds a role granted app.use on every app.
+EVERY_USER_MAY_USE_EVERY_APP = {"on": False}
+USE_EVERY_APP_ROLE = "tests-use-every-app"
+
+
+def bind_use_every_app(user) -> None:
+    role, created = Role.objects.get_or_create(slug=USE_EVERY_APP_ROLE, defaults={"name": "Uses every app"})
+    if created:
+        AppGrant.objects.create(role=role, action=Action.USE, app=None)
+    RoleBinding.objects.get_or_create(role=role, user=user)
 
 
 class DepartmentFactory(factory.django.DjangoModelFactory):
@@ -52,3 +71,59 @@ class AppFactory(factory.django.DjangoModelFactory):
     executor = factory.SubFactory(ExecutorFactory)
     agent_kind = "scripted"
     playbook = "demo"
+
+
+class RoleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Role
+        django_get_or_create = ["slug"]
+
+    name = factory.Sequence(lambda n: f"Role {n}")
+    slug = factory.Sequence(lambda n: f"role-{n}")
+
+
+class RoleBindingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RoleBinding
+
+    role = factory.SubFactory(RoleFactory)
+
+
+class AppGrantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AppGrant
+
+    role = factory.SubFactory(RoleFactory)
+    action = Action.USE
+
+
+class PromptVersionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PromptVersion
+
+    app = factory.SubFactory(AppFactory)
+    number = factory.Sequence(lambda n: n + 1)
+    text = factory.Sequence(lambda n: f"You are prompt number {n}.")
+
+
+class ProjectFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Project
+        django_get_or_create = ["slug"]
+
+    slug = factory.Sequence(lambda n: f"project-{n}")
+    name = factory.LazyAttribute(lambda p: p.slug.replace("-", " ").title())
+    department = factory.SubFactory(DepartmentFactory)
+
+
+def grant(
+    subject, action: str = Action.USE, app: App | None = None, *, include_descendants: bool = False, **binding
+) -> AppGrant:
+    """Let ``subject`` (a user or a department) do ``action`` on ``app`` (every app when None), through a
+    role of its own: the shortest honest way for a test to give someone access."""
+    role = RoleFactory()
+    if isinstance(subject, Department):
+        RoleBindingFactory(role=role, department=subject, include_descendants=include_descendants, **binding)
+    else:
+        RoleBindingFactory(role=role, user=subject, **binding)
+    return AppGrantFactory(role=role, action=action, app=app)

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from agents.models import App
-from controlplane.demo import APPS, DEMO_USER_PASSWORD, seed_demo
+from controlplane.demo import APPS, DEMO_USER_PASSWORD, PROJECTS, ROLES, seed_demo
 from executor.agents.scripted import PLAYBOOKS
 from rbac.models import Department
 from rbac.services import DemoPasswordRefused
@@ -33,16 +33,20 @@ def test_seeds_the_cast_departments_and_one_app_per_playbook(db, settings):
         assert list(user.departments.values_list("slug", flat=True)) == [department]
     assert Department.objects.get(slug="research").parent == Department.objects.get(slug="acme")
     apps = {app.slug: app for app in App.objects.all()}
-    assert set(apps) == set(PLAYBOOKS) == {app.slug for app in APPS}
-    for slug, app in apps.items():
-        assert app.playbook == slug
+    assert set(apps) == {app.slug for app in APPS}
+    assert {app.playbook for app in apps.values()} == set(PLAYBOOKS)  # one app per playbook at least
+    for demo in APPS:
+        app = apps[demo.slug]
+        assert app.playbook == (demo.playbook or demo.slug)
+        assert app.active_prompt.number == 1
+        assert app.active_prompt.text == demo.system_prompt
         assert app.agent_kind == "scripted"
         assert app.enabled
         # No executor of its own: the default one (in-process in standalone, EXECUTOR_URL elsewhere).
         assert app.executor_id is None
         assert app.name
         assert app.description
-    assert len(report.created) == 3 + 3 + len(APPS)
+    assert len(report.created) == 3 + 3 + len(APPS) + len(ROLES) + len(PROJECTS)
 
 
 def test_seeding_twice_creates_nothing_more(db, settings):

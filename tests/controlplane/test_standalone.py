@@ -142,7 +142,18 @@ def sign_in(base: str, username: str, password: str) -> requests.Session:
 
 
 def table_counts(database: Path) -> dict[str, int]:
-    tables = ["auth_user", "rbac_department", "rbac_department_members", "agents_app", "agents_executor"]
+    tables = [
+        "auth_user",
+        "rbac_department",
+        "rbac_department_members",
+        "rbac_role",
+        "rbac_rolebinding",
+        "agents_app",
+        "agents_appgrant",
+        "agents_promptversion",
+        "agents_project",
+        "agents_executor",
+    ]
     with contextlib.closing(sqlite3.connect(database)) as db:
         return {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}
 
@@ -193,7 +204,12 @@ def test_a_second_start_on_the_same_database_adds_no_demo_data_and_ignores_redis
         "auth_user": 3,
         "rbac_department": 3,
         "rbac_department_members": 2,
-        "agents_app": 5,
+        "rbac_role": 3,
+        "rbac_rolebinding": 3,
+        "agents_app": 6,
+        "agents_appgrant": 12,
+        "agents_promptversion": 6,
+        "agents_project": 1,
         "agents_executor": 1,
     }
 

@@ -7,6 +7,9 @@ from core.cache import SharedRedisCache
 from core.throttling import UserRateThrottle
 from tests.factories import AppFactory
 
+# Starts are what these tests measure, not access: every user may start runs of every app.
+pytestmark = pytest.mark.usefixtures("every_user_may_use_every_app")
+
 
 @pytest.fixture(autouse=True)
 def _fresh_counters():

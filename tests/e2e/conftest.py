@@ -95,3 +95,8 @@ def client_for(stack, transactional_db):
         return Client(stack.base, Token.objects.create(user=user).key)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _runs_not_access(every_user_may_use_every_app):
+    """These tests are about runs, not access: every user they make may start runs of every app."""

@@ -10,3 +10,8 @@ def executor(executor_server: ExecutorProcess):
     """The shared executor process; after the test, its faults are cleared and the test's clients closed."""
     yield executor_server
     executor_server.reset()
+
+
+@pytest.fixture(autouse=True)
+def _runs_not_access(every_user_may_use_every_app):
+    """These tests are about runs, not access: every user they make may start runs of every app."""

@@ -98,3 +98,8 @@ def spawn_worker():
 
 def states():
     return dict(QueueEntry.objects.values_list("run_id", "state"))
+
+
+@pytest.fixture(autouse=True)
+def _runs_not_access(every_user_may_use_every_app):
+    """These tests are about runs, not access: every user they make may start runs of every app."""

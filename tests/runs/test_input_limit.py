@@ -9,12 +9,14 @@ import pytest
 from django.conf import settings
 
 from agents.executor_client import ExecutorError
+from agents.models import App
+from agents.selectors import prompt_payload
 from executor.http import MAX_BODY_BYTES
 from run_queue.models import QueueEntry
 from runs.models import Run
 from runs.validation import input_budget
 from tests.executor_support import executor_fixture
-from tests.factories import AppFactory
+from tests.factories import AppFactory, PromptVersionFactory
 
 executor_server = pytest.fixture(scope="module")(executor_fixture)
 
@@ -27,7 +29,11 @@ def executor(executor_server):
 
 @pytest.fixture
 def app(db):
-    return AppFactory(slug="big", playbook="instant", system_prompt="You are patient. " * 100)
+    app = AppFactory(slug="big", playbook="instant")
+    version = PromptVersionFactory(app=app, number=1, text="You are patient. " * 100)
+    App.objects.filter(pk=app.pk).update(active_prompt=version)
+    app.refresh_from_db()
+    return app
 
 
 def input_of_size(size: int) -> dict:
@@ -43,7 +49,7 @@ def start_on_executor(executor, app, run_input):
     return executor.client().start_run(
         run_id=str(uuid.uuid4()),
         app=app.slug,
-        prompt=app.prompt_for_executor(),
+        prompt=prompt_payload(app.active_prompt_id),
         input=run_input,
         agent=app.agent_spec(),
     )
@@ -71,9 +77,8 @@ def test_the_largest_input_the_api_accepts_is_accepted_by_the_executor(api_as, m
 def test_an_input_the_executor_refuses_is_refused_by_the_api_and_writes_nothing(
     api_as, member, app, executor
 ):
-    envelope = len(
-        json.dumps({"run_id": str(uuid.uuid4()), "app": "big", "prompt": app.prompt_for_executor()})
-    )
+    prompt = prompt_payload(app.active_prompt_id)
+    envelope = len(json.dumps({"run_id": str(uuid.uuid4()), "app": "big", "prompt": prompt}))
     run_input = input_of_size(MAX_BODY_BYTES - envelope)  # with plugins, gateway and agent: over the limit
     with pytest.raises(ExecutorError) as refused:
         start_on_executor(executor, app, run_input)
