@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 
+from agents.admin_prompts import NewPromptVersionInline, PromptVersionInline
 from agents.models import DEFAULT_EXECUTOR_NAME, App, Executor
 from agents.services import TOKEN_REQUIRED_FOR_NEW_URL
 
@@ -105,6 +106,7 @@ class AppAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug", "description", "category"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["active_prompt"]
+    inlines = [PromptVersionInline, NewPromptVersionInline]
     fieldsets = [
         (None, {"fields": ["name", "slug", "enabled"]}),
         ("In the store", {"fields": ["description", "category", "tags", "glyph", "icon"]}),
