@@ -32,7 +32,8 @@ class PromptVersionInline(admin.TabularInline):
 
     model = PromptVersion
     verbose_name_plural = "prompt history"
-    fields = readonly_fields = ["number", "message", "author", "created_at", "active", "preview"]
+    fields = ("number", "message", "author", "created_at", "active", "preview")
+    readonly_fields = fields
     ordering = ["-number"]
     extra = 0
     can_delete = False
@@ -136,8 +137,8 @@ class PromptVersionAdmin(admin.ModelAdmin):
     list_select_related = ["app", "author"]
     search_fields = ["text", "message"]
     ordering = ["app", "-number"]
-    readonly_fields = ["app", "number", "text", "parameters", "message", "author", "created_at", "active"]
-    fields = readonly_fields
+    fields = ("app", "number", "text", "parameters", "message", "author", "created_at", "active")
+    readonly_fields = fields
     actions = ["activate_version"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -198,7 +199,8 @@ class PromptActivationAdmin(admin.ModelAdmin):
     list_filter = ["app"]
     list_select_related = ["app", "version", "previous", "activated_by"]
     search_fields = ["reason"]
-    readonly_fields = fields = ["app", "version", "previous", "reason", "activated_by", "created_at"]
+    fields = ("app", "version", "previous", "reason", "activated_by", "created_at")
+    readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

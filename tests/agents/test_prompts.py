@@ -2,6 +2,7 @@
 every move is in the history. New runs start with the active version, and the executor receives it."""
 
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -267,8 +268,8 @@ def test_the_service_refuses_what_the_database_could_not_store(app, owner):
     with pytest.raises(InvalidPrompt) as refused:
         prompt_version_create(app=app, text="a\x00b", parameters={"k\x00": 1}, message="m", author=owner)
     assert set(refused.value.detail) == {"text", "parameters"}
+    version = prompt_version_create(app=app, text="fine", author=owner)
     with pytest.raises(AlreadyActive):
-        version = prompt_version_create(app=app, text="fine", author=owner)
         prompt_activate(app=app, version=version, user=owner, reason="again")
 
 
@@ -277,6 +278,29 @@ def test_the_diff_is_labelled_with_the_version_numbers(app):
     new = PromptVersion(app=app, number=7, text="a\nc")
     assert prompt_diff(old=old, new=new) == "--- v4\n+++ v7\n@@ -1,2 +1,2 @@\n a\n-b\n+c"
     assert prompt_diff(old=old, new=old) == ""
+
+
+def test_the_diff_of_a_long_prompt_numbers_its_hunk_as_in_the_whole_text(app):
+    lines = [f"line {n}" for n in range(1, 3001)]
+    edited = [*lines[:1499], "edited", *lines[1500:]]
+    diff = prompt_diff(
+        old=PromptVersion(number=1, text="\n".join(lines)),
+        new=PromptVersion(number=2, text="\n".join(edited)),
+    )
+    assert diff.splitlines()[:3] == ["--- v1", "+++ v2", "@@ -1497,7 +1497,7 @@"]
+    assert [line for line in diff.splitlines()[3:] if line[0] in "-+"] == ["-line 1500", "+edited"]
+
+
+def test_the_diff_of_repetitive_texts_at_the_limit_takes_milliseconds_not_minutes(app):
+    """difflib alone took 70 s on these two texts: the changed part is shown wholly replaced instead."""
+    old = "\n".join(f"{n % 199:03}" for n in range(25_000))
+    new = "\n".join(f"{n * 7 % 199:03}" for n in range(25_000))
+    started = time.perf_counter()
+    diff = prompt_diff(old=PromptVersion(number=1, text=old), new=PromptVersion(number=2, text=new))
+    assert time.perf_counter() - started < 2
+    body = diff.splitlines()[3:]
+    assert [line[1:] for line in body if line[0] in "- "] == old.splitlines()
+    assert [line[1:] for line in body if line[0] in "+ "] == new.splitlines()
 
 
 def test_an_activation_empties_the_cache_the_run_start_reads(api_as, editor, app):
