@@ -117,6 +117,14 @@ class NewPromptVersionInline(admin.StackedInline):
         formset = super().get_formset(request, obj, **kwargs)
         return type(formset.__name__, (formset,), {"author": request.user})
 
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The model permission lets staff add versions at all; the app's grant decides on this app.
+        allowed = super().has_add_permission(request, obj)
+        return allowed and (obj is None or request.user.has_perm("agents.edit_prompt", obj))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_add_permission(request, obj)  # it shows nothing but the form for a new one
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 

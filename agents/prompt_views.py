@@ -24,6 +24,9 @@ from agents.selectors import app_for
 from core.params import PG_INT_MAX
 
 NOT_SEEN = OpenApiResponse(description="No such app, or not mine to see (the same body)")
+NO_VERSION = OpenApiResponse(
+    description="No such app or not mine to see (app_not_found), or no such version (prompt_version_not_found)"
+)
 NOT_ALLOWED = OpenApiResponse(description="I may see the app but not edit its prompt")
 
 
@@ -68,7 +71,7 @@ class PromptVersionListView(generics.GenericAPIView):
 
 class PromptVersionDetailView(APIView):
     @extend_schema(
-        responses={200: PromptVersionDetailSerializer, 404: NOT_SEEN},
+        responses={200: PromptVersionDetailSerializer, 404: NO_VERSION},
         summary="One prompt version, with its diff against the active one",
     )
     def get(self, request: Request, slug: str, version: int) -> Response:
@@ -89,7 +92,7 @@ class PromptActivateView(APIView):
         responses={
             200: PromptActivatedSerializer,
             403: NOT_ALLOWED,
-            404: NOT_SEEN,
+            404: NO_VERSION,
             409: OpenApiResponse(description="It is already the active version (already_active)"),
         },
         summary="Make a version the active one (a rollback when it is older)",

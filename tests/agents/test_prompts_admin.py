@@ -147,6 +147,20 @@ def test_staff_without_prompt_edit_on_the_app_cannot_activate(client, app, versi
     assert app.active_prompt == versions[0]
 
 
+def test_staff_may_add_versions_only_to_apps_they_may_edit_the_prompt_of(client, app, versions, member):
+    from django.contrib.auth.models import Permission
+
+    member.is_staff = True
+    member.save()
+    codenames = ["change_app", "view_app", "add_promptversion", "view_promptversion"]
+    member.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(member)
+    url = f"/admin/agents/app/{app.pk}/change/"
+    assert len(client.get(url).context["inline_admin_formsets"]) == 1  # the history only
+    grant(member, Action.PROMPT_EDIT, app)
+    assert len(client.get(url).context["inline_admin_formsets"]) == 2
+
+
 def _view_permissions():
     from django.contrib.auth.models import Permission
 
