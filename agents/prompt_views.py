@@ -25,7 +25,8 @@ from core.params import PG_INT_MAX
 
 NOT_SEEN = OpenApiResponse(description="No such app, or not mine to see (the same body)")
 NO_VERSION = OpenApiResponse(
-    description="No such app or not mine to see (app_not_found), or no such version (prompt_version_not_found)"
+    description="No such app or not mine to see (app_not_found), or no such version "
+    "(prompt_version_not_found)"
 )
 NOT_ALLOWED = OpenApiResponse(description="I may see the app but not edit its prompt")
 
