@@ -8,7 +8,7 @@ it. Grants only add. Superusers may do everything, disabled apps included; nobod
 from __future__ import annotations
 
 from django.db import connection
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, Q, QuerySet
 
 from agents.models import Action, App, AppGrant
 from rbac.selectors import role_ids_held
@@ -45,8 +45,14 @@ def apps_for(user, action: str) -> QuerySet[App]:
         return App.objects.none()
     if user.is_superuser:
         return App.objects.all()
-    granted = grants_for(user, action).filter(Q(app_id=OuterRef("pk")) | Q(app__isnull=True))
-    return App.objects.filter(Exists(granted), enabled=True)
+    return App.objects.filter(_granted(grants_for(user, action)), enabled=True)
+
+
+def _granted(grants: QuerySet[AppGrant]) -> Q:
+    # Two uncorrelated subqueries, each run once per statement (an InitPlan and a hashed SubPlan on
+    # PostgreSQL), not an EXISTS per app: correlated, it re-walked the user's roles for every app
+    # (43 ms for a page of 50 in bench/rbac.py, against 8 ms for a superuser who skips the check).
+    return Q(Exists(grants.filter(app__isnull=True))) | Q(pk__in=grants.exclude(app=None).values("app_id"))
 
 
 def store_apps_for(user) -> QuerySet[App]:
@@ -54,8 +60,8 @@ def store_apps_for(user) -> QuerySet[App]:
     apps = apps_for(user, Action.SEE)
     if user.is_superuser:
         return apps.annotate(usable=F("enabled"))
-    usable = grants_for(user, Action.USE).filter(Q(app_id=OuterRef("pk")) | Q(app__isnull=True))
-    return apps.annotate(usable=Exists(usable))
+    usable = ExpressionWrapper(_granted(grants_for(user, Action.USE)), output_field=BooleanField())
+    return apps.annotate(usable=usable)
 
 
 def can(user, action: str, app: App) -> bool:
