@@ -106,8 +106,13 @@ class RunListCreateView(generics.ListAPIView):
         return [UserRateThrottle()] if self.request.method == "POST" else []
 
     def get_queryset(self):
-        runs = Run.objects.filter(user_id=self.request.user.pk or 0).select_related("app")
         query = self.request.query_params
+        scope = params.choice(query.get("scope") or "mine", name="scope", choices=["mine", "visible"])
+        if scope == "visible":  # with run.view_all, others' runs of those apps too
+            runs = Run.objects.visible_to(self.request.user)
+        else:
+            runs = Run.objects.filter(user_id=self.request.user.pk or 0)
+        runs = runs.select_related("app")
         if query.get("status"):
             runs = runs.filter(status=params.choice(query["status"], name="status", choices=RunStatus.values))
         if query.get("app"):
@@ -118,11 +123,14 @@ class RunListCreateView(generics.ListAPIView):
 
     @extend_schema(
         parameters=[
+            OpenApiParameter(
+                "scope", str, description="mine (default), or visible: also others' runs I may read"
+            ),
             OpenApiParameter("status", str, description="queued, running, waiting_human, succeeded, ..."),
             OpenApiParameter("app", str, description="app slug"),
             OpenApiParameter("session", OpenApiTypes.UUID),
         ],
-        summary="My runs",
+        summary="My runs (or every run I may read)",
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)

@@ -57,3 +57,15 @@ def test_the_grant_on_every_app_reads_every_run_and_losing_it_reads_none(runs, a
     given.delete()
     assert not Run.objects.visible_to(reviewer).exists()
     assert api_as(reviewer).get(f"/api/runs/{made['notes']}/").status_code == 404
+
+
+def test_the_run_list_shows_mine_by_default_and_what_i_may_read_on_asking(runs, api_as):
+    made, notes = runs
+    reviewer = UserFactory(username="reviewer")
+    grant(reviewer, Action.RUN_VIEW_ALL, notes)
+    client = api_as(reviewer)
+    assert client.get("/api/runs/").json()["results"] == []
+    visible = client.get("/api/runs/?scope=visible").json()["results"]
+    assert [run["id"] for run in visible] == [made["notes"]]
+    bad = client.get("/api/runs/?scope=everything")
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "invalid")
