@@ -54,10 +54,13 @@ def grants_filtered(query: Any):
     return found.order_by("role__slug", "action", "id")
 
 
-class GrantListView(generics.GenericAPIView):
+class GrantListView(generics.ListAPIView):
     permission_classes = [AdminModelPermissions]
     queryset = AppGrant.objects.all()
     serializer_class = GrantSerializer
+
+    def get_queryset(self):
+        return grants_filtered(self.request.query_params)
 
     @extend_schema(
         summary="App grants",
@@ -69,9 +72,8 @@ class GrantListView(generics.GenericAPIView):
         responses={200: GrantSerializer(many=True), 400: OpenApiResponse(description="A bad filter")},
         tags=["policy"],
     )
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(grants_filtered(request.query_params))
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(
         summary="Grant a role an action on an app (or on every app)",

@@ -37,21 +37,17 @@ class PolicyView(generics.GenericAPIView):
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 
-    def listed(self, queryset: QuerySet) -> Response:
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
     def shown(self, instance: Any, status_code: int = status.HTTP_200_OK) -> Response:
         return Response(self.get_serializer(instance).data, status=status_code)
 
 
-class RoleListView(PolicyView):
+class RoleListView(generics.ListAPIView, PolicyView):
     queryset = Role.objects.order_by("slug")
     serializer_class = RoleSerializer
 
     @extend_schema(summary="Roles", tags=["policy"])
-    def get(self, request: Request) -> Response:
-        return self.listed(self.get_queryset())
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(summary="Create a role", responses={201: RoleSerializer, 400: INVALID}, tags=["policy"])
     def post(self, request: Request) -> Response:
@@ -105,9 +101,12 @@ def bindings_filtered(query: Any) -> QuerySet[RoleBinding]:
     return bindings.order_by("role__slug", "id")
 
 
-class BindingListView(PolicyView):
+class BindingListView(generics.ListAPIView, PolicyView):
     queryset = RoleBinding.objects.all()
     serializer_class = BindingSerializer
+
+    def get_queryset(self) -> QuerySet[RoleBinding]:
+        return bindings_filtered(self.request.query_params)
 
     @extend_schema(
         summary="Role bindings",
@@ -122,8 +121,8 @@ class BindingListView(PolicyView):
         responses={200: BindingSerializer(many=True), 400: INVALID},
         tags=["policy"],
     )
-    def get(self, request: Request) -> Response:
-        return self.listed(bindings_filtered(request.query_params))
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(
         summary="Bind a role to a user or a department",
@@ -159,13 +158,13 @@ class BindingDetailView(PolicyView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class DepartmentListView(PolicyView):
+class DepartmentListView(generics.ListAPIView, PolicyView):
     queryset = Department.objects.select_related("parent").prefetch_related("members").order_by("slug")
     serializer_class = DepartmentSerializer
 
     @extend_schema(summary="Departments", tags=["policy"])
-    def get(self, request: Request) -> Response:
-        return self.listed(self.get_queryset())
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(
         summary="Create a department", responses={201: DepartmentSerializer, 400: INVALID}, tags=["policy"]
