@@ -12,6 +12,7 @@ on them). Users and apps are not created: the file names existing ones.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -167,9 +168,8 @@ def _schema_problems(policy: Any) -> list[str]:
 
 
 def _duplicates(label: str, keys: list) -> list[str]:
-    seen: set = set()
-    repeated = [key for key in keys if key in seen or seen.add(key)]
-    return [f"{label} listed twice: {key}" for key in repeated]
+    counts = Counter(keys)
+    return [f"{label} listed twice: {key}" for key, count in counts.items() if count > 1]
 
 
 def binding_key(row: dict[str, Any]) -> BindingKey:
