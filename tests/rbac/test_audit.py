@@ -6,14 +6,16 @@ import pytest
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
 from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from agents.models import AppGrant, Project, PromptActivation
+from agents.models import Action, AppGrant, Project, PromptActivation
 from rbac.models import Department, Role, RoleBinding
 from run_queue.models import QueueEntry
 from runs.models import Run, RunEvent
-from tests.factories import DepartmentFactory, RoleBindingFactory, RoleFactory, UserFactory
+from tests.factories import AppFactory, DepartmentFactory, RoleBindingFactory, RoleFactory, UserFactory, grant
 
 pytestmark = pytest.mark.django_db
 
@@ -123,3 +125,12 @@ def _empty_inlines() -> dict[str, str]:
             f"{prefix}-MAX_NUM_FORMS": "1000",
         }
     return data
+
+
+def test_starting_a_run_touches_no_audit_table(api_as, member):
+    grant(member, Action.USE, AppFactory(slug="demo"))
+    client = api_as(member)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post("/api/runs/", {"app": "demo", "input": {}}, format="json")
+    assert response.status_code == 201, response.content
+    assert not [query for query in captured if "auditlog" in query["sql"]]
