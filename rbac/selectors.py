@@ -95,3 +95,27 @@ def department_ancestor_ids(department_id: int) -> set[int]:
     with connection.cursor() as cursor:
         cursor.execute(_ANCESTORS_SQL, [department_id])
         return {row[0] for row in cursor.fetchall()}
+
+
+_PATHS_SQL = f"""
+WITH RECURSIVE up(start, id, depth) AS (
+    SELECT id, id, 0 FROM {_DEPARTMENT} WHERE id IN ({{ids}})
+  UNION
+    SELECT up.start, d.parent_id, up.depth + 1 FROM {_DEPARTMENT} d JOIN up ON d.id = up.id
+    WHERE d.parent_id IS NOT NULL AND up.depth < {MAX_DEPTH}
+)
+SELECT up.start, up.depth, d.name FROM up JOIN {_DEPARTMENT} d ON d.id = up.id
+"""  # noqa: S608 -- only placeholders are formatted in
+
+
+def department_paths(department_ids: list[int]) -> dict[int, list[str]]:
+    """Each department's names from the root down to itself ("Acme", "Research", "ML"), in one query."""
+    if not department_ids:
+        return {}
+    placeholders = ", ".join(["%s"] * len(department_ids))
+    rows: dict[int, list[tuple[int, str]]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_PATHS_SQL.format(ids=placeholders), list(department_ids))
+        for start, depth, name in cursor.fetchall():
+            rows.setdefault(start, []).append((depth, name))
+    return {start: [name for _, name in sorted(chain, reverse=True)] for start, chain in rows.items()}
