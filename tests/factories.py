@@ -1,7 +1,7 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from agents.models import Action, App, AppGrant, Executor, Project, PromptVersion
+from agents.models import Action, App, AppGrant, AppSetting, Executor, Project, PromptVersion
 from rbac.models import Department, Role, RoleBinding
 
 PASSWORD = "correct-horse-battery-staple"
@@ -127,3 +127,14 @@ def grant(
     else:
         RoleBindingFactory(role=role, user=subject, **binding)
     return AppGrantFactory(role=role, action=action, app=app)
+
+
+class AppSettingFactory(factory.django.DjangoModelFactory):
+    """One layer of an app's settings; give ``project`` with scope "project", ``user`` with "user"."""
+
+    class Meta:
+        model = AppSetting
+
+    app = factory.SubFactory(AppFactory)
+    scope = "app"
+    values = factory.LazyFunction(dict)
