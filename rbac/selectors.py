@@ -119,3 +119,28 @@ def department_paths(department_ids: list[int]) -> dict[int, list[str]]:
         for start, depth, name in cursor.fetchall():
             rows.setdefault(start, []).append((depth, name))
     return {start: [name for _, name in sorted(chain, reverse=True)] for start, chain in rows.items()}
+
+
+# The user's own departments and every department above them.
+_UP_FROM_USER_SQL = f"""
+WITH RECURSIVE up(id, depth) AS (
+    SELECT m.department_id, 0 FROM {_MEMBERS} m WHERE m.user_id = %s
+  UNION
+    SELECT d.parent_id, up.depth + 1 FROM {_DEPARTMENT} d JOIN up ON d.id = up.id
+    WHERE d.parent_id IS NOT NULL AND up.depth < {MAX_DEPTH}
+)
+SELECT id FROM up
+"""  # noqa: S608
+
+
+def department_ids_up_from(user) -> RawSQL:
+    """The ids of ``user``'s departments and of every department above them, as a subquery: what the
+    user belongs to, directly or through the tree (``Project.objects.filter(department_id__in=...)``)."""
+    return RawSQL(_UP_FROM_USER_SQL, [getattr(user, "pk", None) or 0])  # noqa: S611
+
+
+def is_member_at_or_above(user, department_id: int) -> bool:
+    """Whether ``user`` is a member of the department or of one above it (one statement)."""
+    through = Department.members.through
+    above = RawSQL(_ANCESTORS_SQL, [department_id])  # noqa: S611
+    return through.objects.filter(user_id=getattr(user, "pk", None) or 0, department_id__in=above).exists()
