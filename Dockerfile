@@ -22,7 +22,7 @@ COPY manage.py ./
 
 RUN pip install . \
  && useradd --system --uid 10001 --home /app controlplane \
- && mkdir -p /app/var && chown controlplane /app/var \
+ && mkdir -p /app/var/media && chown -R controlplane /app/var \
  && DEBUG=1 python manage.py collectstatic --noinput -v0
 USER controlplane
 EXPOSE 8000

@@ -32,7 +32,7 @@ lint: $(STAMP)
 	DEBUG=true $(BIN)/mypy controlplane core rbac agents run_queue runs files observability executor
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 
-BENCHES ?= bench/queue.py
+BENCHES ?= bench/queue.py bench/rbac.py
 
 bench: $(STAMP)
 	PYTHON=$(BIN)/python scripts/with-services.sh sh -c 'for b in $(BENCHES); do echo "== $$b"; $(BIN)/python "$$b" || exit 1; done'

@@ -5,6 +5,10 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 
+from agents import (
+    admin_access,  # noqa: F401 - roles' grants, the grants, effective access
+    admin_settings,  # noqa: F401 -- registers ProjectAdmin and AppSettingAdmin
+)
 from agents.admin_prompts import NewPromptVersionInline, PromptVersionInline
 from agents.models import DEFAULT_EXECUTOR_NAME, App, Executor
 from agents.services import TOKEN_REQUIRED_FOR_NEW_URL

@@ -6,4 +6,6 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents"
 
     def ready(self) -> None:
-        from agents import signals  # noqa: F401 - connects the receivers
+        from agents import audit, signals  # noqa: F401 - signals connects the receivers
+
+        audit.register()

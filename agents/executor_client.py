@@ -376,6 +376,7 @@ class ExecutorClient:
         agent: dict[str, Any] | None = None,
         plugins: list[dict[str, Any]] | None = None,
         tool_gateway: dict[str, str] | None = None,
+        settings: dict[str, Any] | None = None,
         traceparent: str | None = None,
     ) -> Reply:
         body: dict[str, Any] = {
@@ -385,6 +386,7 @@ class ExecutorClient:
             "input": input,
             "plugins": plugins or [],
             "tool_gateway": tool_gateway,
+            "settings": settings or {},
         }
         if agent is not None:
             body["agent"] = agent

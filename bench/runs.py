@@ -98,9 +98,12 @@ class Stack:
         executor = Executor.objects.create(
             name="bench", base_url=self.executor_url, token=EXECUTOR_TOKEN, read_timeout_s=60
         )
-        for playbook in ("instant", "flood"):
+        apps = [
             App.objects.create(slug=playbook, name=playbook, playbook=playbook, executor=executor)
+            for playbook in ("instant", "flood")
+        ]
         user = get_user_model().objects.create_user("bench", password="bench-password")
+        grant_through_the_tree(user, apps)
         return Token.objects.create(user=user).key
 
     def cpu(self) -> dict[str, float]:
@@ -157,6 +160,30 @@ def start_request(token: str, *, keep_alive: bool) -> bytes:
         + b"\r\n\r\n"
         + body
     )
+
+
+def grant_through_the_tree(user, apps) -> None:
+    """Every start checks app.use: the benchmark user may start runs as a member would, through a binding
+    on a department four levels above theirs, among 200 other people's bindings."""
+    from django.contrib.auth import get_user_model
+
+    from agents.models import AppGrant
+    from rbac.models import Department, Role, RoleBinding
+
+    departments = []
+    for depth in range(5):
+        parent = departments[-1] if departments else None
+        departments.append(
+            Department.objects.create(slug=f"bench-{depth}", name=f"Bench {depth}", parent=parent)
+        )
+    departments[-1].members.add(user)
+    role = Role.objects.create(slug="bench", name="Bench")
+    AppGrant.objects.bulk_create([AppGrant(role=role, action="app.use", app=app) for app in apps])
+    RoleBinding.objects.create(role=role, department=departments[0], include_descendants=True)
+    users = get_user_model().objects.bulk_create(
+        [get_user_model()(username=f"other-{n}") for n in range(200)]
+    )
+    RoleBinding.objects.bulk_create([RoleBinding(role=role, user=other) for other in users])
 
 
 async def read_run(reader: asyncio.StreamReader) -> None:

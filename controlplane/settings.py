@@ -72,6 +72,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "core.throttling.SignInThrottleMiddleware",  # SIGN_IN_VIEWS, below
+    "core.audit.AuditContextMiddleware",  # the actor and address of audit-log entries
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -233,6 +234,14 @@ SIGN_IN_VIEWS = frozenset({"admin:login"})
 RUNS_MAX_ACTIVE_PER_USER = env.integer("RUNS_MAX_ACTIVE_PER_USER", 20, minimum=0)
 # Event streams (SSE) a user may hold open in one web process (0: no limit).
 STREAMS_MAX_PER_USER = env.integer("STREAMS_MAX_PER_USER", 20, minimum=0)
+
+# --- change audit (django-auditlog) -------------------------------------------------------------------
+# Roles, bindings, departments, grants, prompt activations and projects are registered in rbac/audit.py and
+# agents/audit.py; runs and queue entries are not (no audit query on the run path). Changes are stored as
+# JSON values; who and from where comes from core.audit (not auditlog's middleware: it believes any
+# X-Forwarded-For), the correlation id is the request id.
+AUDITLOG_STORE_JSON_CHANGES = True
+AUDITLOG_CID_GETTER = "core.audit.request_id"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Agent control plane API",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -64,6 +64,7 @@ class StartRequest:
     input: dict[str, Any]
     plugins: tuple[Plugin, ...]
     tool_gateway: ToolGateway | None
+    settings: dict[str, Any] = field(default_factory=dict, repr=False)  # may hold secrets: never logged
 
 
 def invalid(errors: dict[str, str]) -> ApiError:
@@ -172,10 +173,14 @@ def parse_start(body: dict[str, Any], check_agent: Callable[[dict[str, Any]], st
         errors["input"] = "required: an object"
     plugins = _plugins(body.get("plugins"), errors)
     gateway = _tool_gateway(body.get("tool_gateway"), errors)
+    settings = body.get("settings") or {}
+    if not isinstance(settings, dict):
+        errors["settings"] = "an object (the app's effective settings)"
     if errors:
         raise invalid(errors)
     assert isinstance(run_input, dict)
-    return StartRequest(run_id, app, agent, version, text, run_input, plugins, gateway)
+    assert isinstance(settings, dict)
+    return StartRequest(run_id, app, agent, version, text, run_input, plugins, gateway, settings)
 
 
 @dataclass(frozen=True)

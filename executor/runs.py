@@ -8,6 +8,8 @@ once, when appended, so a stream writes pre-built bytes and many followers cost 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -79,6 +81,7 @@ class Run:
     plugins: tuple[Plugin, ...]
     tool_gateway: ToolGateway | None
     traceparent: str | None
+    settings: dict[str, Any] = field(default_factory=dict, repr=False)  # may hold secrets
     state: str = RUNNING
     error: dict[str, str] | None = None
     events: list[Event] = field(default_factory=list, repr=False)
@@ -103,6 +106,7 @@ class Run:
             plugins=request.plugins,
             tool_gateway=request.tool_gateway,
             traceparent=traceparent if trace_id_of(traceparent) else None,
+            settings=request.settings,
         )
 
     @property
@@ -208,9 +212,19 @@ class Run:
             "last_seq": self.last_seq,
             "error": self.error,
             "pending_requests": pending,
+            # What settings arrived, without their values (some are secrets): the names, and a digest a
+            # caller that knows the values can compare.
+            "settings_keys": sorted(self.settings),
+            "settings_sha256": settings_digest(self.settings),
             "created_at": iso(self.created_at),
             "finished_at": iso(self.finished_at),
         }
+
+
+def settings_digest(settings: dict[str, Any]) -> str:
+    """SHA-256 of the settings as canonical JSON (keys sorted, no spaces, UTF-8)."""
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 async def drive(run: Run, agent: AgentFn) -> None:

@@ -95,3 +95,52 @@ def department_ancestor_ids(department_id: int) -> set[int]:
     with connection.cursor() as cursor:
         cursor.execute(_ANCESTORS_SQL, [department_id])
         return {row[0] for row in cursor.fetchall()}
+
+
+_PATHS_SQL = f"""
+WITH RECURSIVE up(start, id, depth) AS (
+    SELECT id, id, 0 FROM {_DEPARTMENT} WHERE id IN ({{ids}})
+  UNION
+    SELECT up.start, d.parent_id, up.depth + 1 FROM {_DEPARTMENT} d JOIN up ON d.id = up.id
+    WHERE d.parent_id IS NOT NULL AND up.depth < {MAX_DEPTH}
+)
+SELECT up.start, up.depth, d.name FROM up JOIN {_DEPARTMENT} d ON d.id = up.id
+"""  # noqa: S608 -- only placeholders are formatted in
+
+
+def department_paths(department_ids: list[int]) -> dict[int, list[str]]:
+    """Each department's names from the root down to itself ("Acme", "Research", "ML"), in one query."""
+    if not department_ids:
+        return {}
+    placeholders = ", ".join(["%s"] * len(department_ids))
+    rows: dict[int, list[tuple[int, str]]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_PATHS_SQL.format(ids=placeholders), list(department_ids))
+        for start, depth, name in cursor.fetchall():
+            rows.setdefault(start, []).append((depth, name))
+    return {start: [name for _, name in sorted(chain, reverse=True)] for start, chain in rows.items()}
+
+
+# The user's own departments and every department above them.
+_UP_FROM_USER_SQL = f"""
+WITH RECURSIVE up(id, depth) AS (
+    SELECT m.department_id, 0 FROM {_MEMBERS} m WHERE m.user_id = %s
+  UNION
+    SELECT d.parent_id, up.depth + 1 FROM {_DEPARTMENT} d JOIN up ON d.id = up.id
+    WHERE d.parent_id IS NOT NULL AND up.depth < {MAX_DEPTH}
+)
+SELECT id FROM up
+"""  # noqa: S608
+
+
+def department_ids_up_from(user) -> RawSQL:
+    """The ids of ``user``'s departments and of every department above them, as a subquery: what the
+    user belongs to, directly or through the tree (``Project.objects.filter(department_id__in=...)``)."""
+    return RawSQL(_UP_FROM_USER_SQL, [getattr(user, "pk", None) or 0])  # noqa: S611
+
+
+def is_member_at_or_above(user, department_id: int) -> bool:
+    """Whether ``user`` is a member of the department or of one above it (one statement)."""
+    through = Department.members.through
+    above = RawSQL(_ANCESTORS_SQL, [department_id])  # noqa: S611
+    return through.objects.filter(user_id=getattr(user, "pk", None) or 0, department_id__in=above).exists()

@@ -1,10 +1,18 @@
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import User
+from django.db import IntegrityError, models, transaction
 from django.http import HttpRequest
 from rest_framework.authtoken.models import Token
 
-from core.errors import DomainError
+from core.audit import acting_as
+from core.errors import Conflict, DomainError
+from rbac.models import Department, Role, RoleBinding
+from rbac.selectors import department_subtree_ids
 
 DEMO_ADMIN_PASSWORD = "admin"  # printed by `make demo`; refused with DEBUG off unless explicitly allowed
 
@@ -49,3 +57,174 @@ def demo_passwords_allowed(*, allow: bool) -> None:
         raise DemoPasswordRefused(
             "refusing a demo password with DEBUG off: pass a real password, or allow demo passwords"
         )
+
+
+# --- the policy: roles, bindings, departments (the policy API, the admin's rules) ---------------------
+
+
+class PolicyInvalid(DomainError):
+    """Input a serializer cannot judge alone; ``detail`` maps each field to its problems, as DRF does."""
+
+    status = 400
+    code = "invalid"
+    message = "Invalid input."
+
+    def __init__(self, detail: dict[str, list[str]]) -> None:
+        super().__init__(detail=detail)
+
+
+class StillReferenced(Conflict):
+    code = "still_referenced"
+    message = "Other records still refer to this one."
+
+
+def _save(obj: models.Model, update_fields: Iterable[str] | None = None) -> None:
+    """Save in a savepoint: a unique value taken by a concurrent write is a 409, not a 500."""
+    try:
+        with transaction.atomic():
+            obj.save(update_fields=list(update_fields) if update_fields is not None else None)
+    except IntegrityError as exc:
+        raise Conflict("A record with these values already exists.", code="duplicate") from exc
+
+
+def _delete(obj: models.Model) -> None:
+    try:
+        with transaction.atomic():
+            obj.delete()
+    except models.ProtectedError as exc:
+        names = sorted({f"{type(o)._meta.verbose_name}: {o}" for o in exc.protected_objects})[:20]
+        raise StillReferenced(detail={"protected": names}) from exc
+
+
+def _assign(obj: models.Model, changes: dict[str, Any]) -> list[str]:
+    """Set the changed values on ``obj``; the names of the fields that changed."""
+    changed = [name for name, value in changes.items() if getattr(obj, name) != value]
+    for name in changed:
+        setattr(obj, name, changes[name])
+    return changed
+
+
+def role_create(*, actor: Any, slug: str, name: str, description: str = "") -> Role:
+    role = Role(slug=slug, name=name, description=description)
+    with acting_as(actor):
+        _save(role)
+    return role
+
+
+def role_update(*, actor: Any, role: Role, changes: dict[str, Any]) -> Role:
+    """Change a role's ``slug``, ``name`` or ``description`` (the keys of ``changes``)."""
+    changed = _assign(role, changes)
+    if changed:
+        with acting_as(actor):
+            _save(role, changed)
+    return role
+
+
+def role_delete(*, actor: Any, role: Role) -> None:
+    """Delete a role with its bindings and grants (each delete audited)."""
+    with acting_as(actor), transaction.atomic():
+        _delete(role)
+
+
+def _check_subject(user: Any, department: Department | None, include_descendants: bool) -> None:
+    both_or_neither = "Name exactly one of a user or a department."
+    if (user is None) == (department is None):
+        raise PolicyInvalid({"user": [both_or_neither], "department": [both_or_neither]})
+    if include_descendants and department is None:
+        raise PolicyInvalid(
+            {"include_descendants": ["Only a department binding can include sub-departments."]}
+        )
+
+
+def binding_create(
+    *,
+    actor: Any,
+    role: Role,
+    user: Any = None,
+    department: Department | None = None,
+    include_descendants: bool = False,
+    expires_at: datetime | None = None,
+) -> RoleBinding:
+    """Bind ``role`` to one user or one department; ``created_by`` is ``actor``."""
+    _check_subject(user, department, include_descendants)
+    binding = RoleBinding(
+        role=role,
+        user=user,
+        department=department,
+        include_descendants=include_descendants,
+        expires_at=expires_at,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    with acting_as(actor):
+        _save(binding)
+    return binding
+
+
+def binding_update(*, actor: Any, binding: RoleBinding, changes: dict[str, Any]) -> RoleBinding:
+    """Change a binding's role, subject, ``include_descendants`` or ``expires_at``; the result must still
+    name exactly one subject."""
+    merged = {
+        name: changes.get(name, getattr(binding, name))
+        for name in ("user", "department", "include_descendants")
+    }
+    _check_subject(merged["user"], merged["department"], merged["include_descendants"])
+    changed = _assign(binding, changes)
+    if changed:
+        with acting_as(actor):
+            _save(binding, changed)
+    return binding
+
+
+def binding_delete(*, actor: Any, binding: RoleBinding) -> None:
+    with acting_as(actor):
+        _delete(binding)
+
+
+def department_create(
+    *,
+    actor: Any,
+    slug: str,
+    name: str,
+    parent: Department | None = None,
+    members: Iterable[Any] = (),
+) -> Department:
+    department = Department(slug=slug, name=name, parent=parent)
+    with acting_as(actor), transaction.atomic():
+        _save(department)
+        department.members.set(list(members))
+    return department
+
+
+def department_move(*, actor: Any, department: Department, parent: Department | None) -> Department:
+    """Put ``department`` (and so its whole subtree) under ``parent``; never under itself or its own."""
+    if parent is not None and parent.pk in department_subtree_ids(department.pk):
+        raise PolicyInvalid({"parent": ["A department cannot sit under itself or one of its own."]})
+    if department.parent_id != getattr(parent, "pk", None):
+        department.parent = parent
+        with acting_as(actor):
+            _save(department, ["parent"])
+    return department
+
+
+@transaction.atomic
+def department_update(
+    *, actor: Any, department: Department, changes: dict[str, Any], members: Iterable[Any] | None = None
+) -> Department:
+    """Change a department's ``slug`` / ``name``, move it (``parent`` in ``changes``), and replace its
+    members when ``members`` is given."""
+    changes = dict(changes)
+    if "parent" in changes:
+        department_move(actor=actor, department=department, parent=changes.pop("parent"))
+    changed = _assign(department, changes)
+    with acting_as(actor):
+        if changed:
+            _save(department, changed)
+        if members is not None:
+            department.members.set(list(members))
+    return department
+
+
+def department_delete(*, actor: Any, department: Department) -> None:
+    """Delete an empty-handed department: one with sub-departments or projects is refused (409)."""
+    with acting_as(actor), transaction.atomic():
+        _delete(department)

@@ -15,6 +15,7 @@ import structlog
 from django.db import connection, transaction
 from django.utils import timezone
 
+from agents.app_settings import settings_for_executor
 from agents.executor_client import ExecutorClient, ExecutorError, ExecutorEvent, client_for
 from agents.selectors import app_by_id, executor_by_id, prompt_payload
 from core.db import select_list, update_fields
@@ -116,6 +117,9 @@ class RunHandler:
                 prompt=prompt_payload(run.prompt_version_id),
                 input=run.input,
                 agent=run.app.agent_spec(),
+                settings=settings_for_executor(
+                    app=run.app, project_id=run.project_id, user_id=run.user_id, recorded=run.settings
+                ),
                 traceparent=traceparent(run),
             )
             log.info("run_started_on_executor", executor_attempts=reply.attempts)

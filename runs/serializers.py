@@ -1,5 +1,7 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from agents.selectors import prompt_payload
 from runs.models import HumanLoopRequest, Run, RunEvent, Todo
 
 
@@ -14,6 +16,12 @@ class RunStartSerializer(serializers.Serializer):
         default="reject",
         help_text="When the session has an active run: refuse (409) or queue.",
     )
+    project = serializers.SlugField(
+        required=False,
+        allow_null=True,
+        max_length=100,
+        help_text="The project (slug) a new session works in; a continued session stays in its own.",
+    )
 
     def validate_input(self, value):
         if not isinstance(value, dict):
@@ -24,6 +32,14 @@ class RunStartSerializer(serializers.Serializer):
 class RunSerializer(serializers.ModelSerializer):
     app: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     session_id = serializers.UUIDField(read_only=True)
+    project: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, help_text="The project's slug; null: none."
+    )
+    settings = serializers.JSONField(
+        read_only=True,
+        help_text='The effective settings the run started with; secrets only by name, under "$secrets".',
+    )
+    prompt_version = serializers.SerializerMethodField(help_text="The prompt version's number; null: none.")
     events_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -32,6 +48,9 @@ class RunSerializer(serializers.ModelSerializer):
             "id",
             "app",
             "session_id",
+            "project",
+            "prompt_version",
+            "settings",
             "status",
             "input",
             "error_class",
@@ -46,6 +65,15 @@ class RunSerializer(serializers.ModelSerializer):
             "events_url",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_prompt_version(self, run: Run) -> int | None:
+        if run.prompt_version_id is None:
+            return None
+        if Run.prompt_version.is_cached(run) and run.prompt_version is not None:
+            return run.prompt_version.number
+        number = prompt_payload(run.prompt_version_id)["version"]  # cached: versions never change
+        return number if isinstance(number, int) else None
 
     def get_events_url(self, run: Run) -> str:
         return f"/api/runs/{run.pk}/events"

@@ -14,6 +14,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from agents import app_settings
+from agents.models import Project
+from agents.projects import may_work_in, project_not_found
 from agents.selectors import executor_for_app
 from core.db import insert_together
 from core.errors import Conflict, DomainError, NotFound, TooManyRequests
@@ -29,6 +32,7 @@ from runs.models import (
     RunStatus,
     Session,
 )
+from runs.validation import check_input_fits
 
 
 class RunConflict(Conflict):
@@ -62,12 +66,15 @@ def run_start(
     idempotency_key: str = "",
     priority: int = 0,
     run_id: uuid.UUID | None = None,
+    project: Project | None = None,
 ) -> tuple[Run, bool]:
     """Queue a run of ``app`` for ``user``; returns (run, created). The same Idempotency-Key returns the
     run it created before; a second start in a session with an active run is refused (``reject``) or
-    queued behind it (``enqueue``)."""
+    queued behind it (``enqueue``). A new session belongs to ``project`` (one the caller checked the user
+    may work in); a continued one stays in its own. The run records its effective settings (secrets by
+    name only) and its deadline is lowered by a ``run_deadline_s`` setting (agents.app_settings)."""
     if idempotency_key:
-        existing = _run_for_key(user=user, app=app, input=input, key=idempotency_key)
+        existing = _run_for_key(user=user, app=app, input=input, key=idempotency_key, project=project)
         if existing is not None:
             return existing, False
     check_active_run_limit(user=user)
@@ -82,11 +89,14 @@ def run_start(
                 idempotency_key=idempotency_key,
                 priority=priority,
                 run_id=run_id or uuid.uuid4(),
+                project=project,
             ), True
     except IntegrityError:
         # A concurrent request with the same key won the race: answer as it did.
         existing = (
-            _run_for_key(user=user, app=app, input=input, key=idempotency_key) if idempotency_key else None
+            _run_for_key(user=user, app=app, input=input, key=idempotency_key, project=project)
+            if idempotency_key
+            else None
         )
         if existing is None:
             raise
@@ -127,15 +137,18 @@ _ACTIVE_RUNS_SQL = (
 )
 
 
-def _run_for_key(*, user, app, input, key: str) -> Run | None:
+def _run_for_key(*, user, app, input, key: str, project: Project | None) -> Run | None:
     run = Run.objects.filter(user=user, idempotency_key=key).first()
-    if run is not None and (run.app_id != app.pk or run.input != input):
+    other_project = project is not None and run is not None and run.project_id != project.pk
+    if run is not None and (run.app_id != app.pk or run.input != input or other_project):
         raise IdempotencyConflict(detail={"run_id": str(run.pk)})
     return run
 
 
-def _create_run(*, user, app, input, session_id, multitask, idempotency_key, priority, run_id) -> Run:
-    session = _session_for(user=user, app=app, session_id=session_id)
+def _create_run(
+    *, user, app, input, session_id, multitask, idempotency_key, priority, run_id, project
+) -> Run:
+    session = _session_for(user=user, app=app, session_id=session_id, project=project)
     active = None
     if session_id is not None:  # a session made just now has no runs
         active = (
@@ -143,11 +156,15 @@ def _create_run(*, user, app, input, session_id, multitask, idempotency_key, pri
         )
     if active is not None and multitask == "reject":
         raise RunConflict(detail={"active_run_id": str(active.pk)})
+    recorded, effective = app_settings.run_settings(app=app, project_id=session.project_id, user=user)
+    check_input_fits(app=app, input=input, app_settings=effective)
     run = Run(
         pk=run_id,
         last_seq=1,
-        deadline=timezone.now() + timedelta(seconds=app.run_deadline_s or settings.RUN_DEADLINE_S),
+        deadline=timezone.now() + timedelta(seconds=app_settings.run_deadline_s(app, effective)),
         session=session,
+        project=project or (session.project if session.project_id else None),
+        settings=recorded,
         app=app,
         executor=executor_for_app(app),
         user=user,
@@ -172,15 +189,23 @@ def queued_event_data(run: Run) -> dict[str, Any]:
     return {"session_id": str(run.session_id)}
 
 
-def _session_for(*, user, app, session_id) -> Session:
+def _session_for(*, user, app, session_id, project: Project | None) -> Session:
     if session_id is None:
-        return Session(user=user, app=app)  # inserted with the run
+        return Session(user=user, app=app, project=project)  # inserted with the run
     # The row lock serialises concurrent starts in one session, so "one active run" holds.
     session = Session.objects.select_for_update().filter(pk=session_id, user=user).first()
     if session is None:
         raise NotFound("No such session.", code="session_not_found")
     if session.app_id != app.pk:
         raise Conflict("This session belongs to another app.", code="session_app_mismatch")
+    if project is not None and session.project_id != project.pk:
+        raise Conflict(
+            "This session belongs to another project (or to none).",
+            code="session_project_mismatch",
+            detail={"session_project": session.project.slug if session.project else None},
+        )
+    if project is None and session.project_id is not None and not may_work_in(user, session.project_id):
+        raise project_not_found()  # the user left the project's department since
     return session
 
 

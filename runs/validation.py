@@ -1,4 +1,4 @@
-"""A run's input must fit in the start request its executor will receive.
+"""A run's input (and its effective settings) must fit in the start request its executor will receive.
 
 An executor refuses a body over its limit with a 413, which the worker can only turn into a failed run
 after the run was accepted. So ``POST /api/runs/`` measures the start request as the worker will send it
@@ -37,8 +37,11 @@ def input_budget(app: App) -> int:
     return settings.EXECUTOR_MAX_BODY_BYTES - START_ENVELOPE_BYTES - prompt
 
 
-def check_input_fits(*, app: App, input: dict[str, Any]) -> None:
-    size, budget = len(json.dumps(as_stored(input))), input_budget(app)
+def check_input_fits(*, app: App, input: dict[str, Any], app_settings: dict[str, Any] | None = None) -> None:
+    """Refuse an input that would not fit beside the prompt and ``app_settings`` (the run's effective
+    settings, secrets included: the executor receives them all)."""
+    taken = len(json.dumps(app_settings)) if app_settings else 0
+    size, budget = len(json.dumps(as_stored(input))), input_budget(app) - taken
     if size > budget:
         problem = f"Takes {size} bytes in the executor's start request; at most {budget} fit."
         raise InputTooLarge(detail={"input": [problem]})

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agents.projects import project_for
 from agents.selectors import app_for_use
 from core import params
 from core.errors import Forbidden
@@ -30,9 +31,9 @@ from runs.serializers import (
 )
 from runs.sse import EventStreamRenderer, last_event_ids, stream_channel, take_stream_slot
 from runs.streaming import encode, run_channel, todos_channel
-from runs.validation import check_input_fits
 
 EVENT_PAGE_MAX = 1000
+RUN_RELATED = ("app", "project", "prompt_version")  # what RunSerializer reads
 SLUG = re.compile(r"[-a-zA-Z0-9_]{1,100}")
 SSE_DESCRIPTION = (
     "Server-Sent Events. Each event's `id` is `run-<id>:<seq>`; reconnect with `Last-Event-ID` (or "
@@ -43,7 +44,7 @@ SSE_DESCRIPTION = (
 
 def visible_run(request: Request, run_id) -> Run:
     """The run if the user may read it; a run they may not read is a 404, like a missing one."""
-    run = readable_run(request.user, run_id, related=("app", "executor"))
+    run = readable_run(request.user, run_id, related=(*RUN_RELATED, "executor"))
     if run is None:
         raise Http404
     return run
@@ -69,7 +70,7 @@ def _start(request: Request, run_id: uuid.UUID | None = None) -> tuple[Run, bool
     data = serializer.validated_data
     key = params.text(request.headers.get("Idempotency-Key", ""), name="Idempotency-Key", max_length=200)
     app = app_for_use(user=request.user, slug=data["app"])
-    check_input_fits(app=app, input=data["input"])
+    project = project_for(user=request.user, slug=data["project"]) if data.get("project") else None
     return services.run_start(
         user=request.user,
         app=app,
@@ -78,6 +79,7 @@ def _start(request: Request, run_id: uuid.UUID | None = None) -> tuple[Run, bool
         multitask=data["multitask"],
         idempotency_key=key,
         run_id=run_id,
+        project=project,
     )
 
 
@@ -106,8 +108,13 @@ class RunListCreateView(generics.ListAPIView):
         return [UserRateThrottle()] if self.request.method == "POST" else []
 
     def get_queryset(self):
-        runs = Run.objects.filter(user_id=self.request.user.pk or 0).select_related("app")
         query = self.request.query_params
+        scope = params.choice(query.get("scope") or "mine", name="scope", choices=["mine", "visible"])
+        if scope == "visible":  # with run.view_all, others' runs of those apps too
+            runs = Run.objects.visible_to(self.request.user)
+        else:
+            runs = Run.objects.filter(user_id=self.request.user.pk or 0)
+        runs = runs.select_related(*RUN_RELATED)
         if query.get("status"):
             runs = runs.filter(status=params.choice(query["status"], name="status", choices=RunStatus.values))
         if query.get("app"):
@@ -118,11 +125,14 @@ class RunListCreateView(generics.ListAPIView):
 
     @extend_schema(
         parameters=[
+            OpenApiParameter(
+                "scope", str, description="mine (default), or visible: also others' runs I may read"
+            ),
             OpenApiParameter("status", str, description="queued, running, waiting_human, succeeded, ..."),
             OpenApiParameter("app", str, description="app slug"),
             OpenApiParameter("session", OpenApiTypes.UUID),
         ],
-        summary="My runs",
+        summary="My runs (or every run I may read)",
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)

@@ -1,7 +1,7 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from agents.models import Action, App, AppGrant, Executor, Project, PromptVersion
+from agents.models import Action, App, AppGrant, AppSetting, Executor, Project, PromptVersion
 from rbac.models import Department, Role, RoleBinding
 
 PASSWORD = "correct-horse-battery-staple"
@@ -127,3 +127,26 @@ def grant(
     else:
         RoleBindingFactory(role=role, user=subject, **binding)
     return AppGrantFactory(role=role, action=action, app=app)
+
+
+def staff_with(*permissions: str, username: str = "clerk"):
+    """A staff user (not a superuser) holding exactly these Django permissions ("rbac.add_rolebinding")."""
+    from django.contrib.auth.models import Permission
+
+    user = UserFactory(username=username, is_staff=True)
+    for name in permissions:
+        app_label, codename = name.split(".")
+        permission = Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        user.user_permissions.add(permission)
+    return get_user_model().objects.get(pk=user.pk)  # fresh: no cached permissions
+
+
+class AppSettingFactory(factory.django.DjangoModelFactory):
+    """One layer of an app's settings; give ``project`` with scope "project", ``user`` with "user"."""
+
+    class Meta:
+        model = AppSetting
+
+    app = factory.SubFactory(AppFactory)
+    scope = "app"
+    values = factory.LazyFunction(dict)

@@ -218,3 +218,20 @@ def test_the_tree_s_depth_does_not_change_the_number_of_queries(db, django_asser
     for user in (shallow, deep):
         with django_assert_num_queries(1):
             assert can(user, Action.USE, app)
+
+
+def test_can_and_apps_for_agree_for_every_person_app_and_action(world):
+    """``can`` is the run start's written-out statement; ``apps_for`` the ORM's: one rule, two spellings."""
+    people, apps, departments = world
+    editors = RoleFactory(slug="editors")
+    AppGrantFactory(role=editors, action=Action.PROMPT_EDIT, app=apps["guide"])
+    AppGrantFactory(role=editors, action=Action.RUN_VIEW_ALL)
+    RoleBindingFactory(role=editors, department=departments["acme"], include_descendants=True)
+    grant(people["supporter"], Action.CONFIGURE, apps["ops"])
+    apps["report"].enabled = False
+    apps["report"].save()
+    for user in people.values():
+        for action in Action.values:
+            by_can = {slug for slug, app in apps.items() if can(user, action, app)}
+            by_query = set(apps_for(user, action).values_list("slug", flat=True))
+            assert by_can == by_query, (user.username, action)

@@ -1,0 +1,40 @@
+"""Writes of app grants: what holders of a role may do on an app (or on every app)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from agents.models import App, AppGrant
+from core.audit import acting_as
+from core.errors import Conflict
+from rbac.models import Role
+
+
+class DuplicateGrant(Conflict):
+    code = "duplicate_grant"
+    message = "This role already has this grant."
+
+
+def grant_create(*, actor: Any, role: Role, action: str, app: App | None = None) -> AppGrant:
+    """Let holders of ``role`` do ``action`` on ``app`` (every app when None); a duplicate is a 409."""
+    if AppGrant.objects.filter(role=role, action=action, app=app).exists():
+        raise DuplicateGrant(detail={"role": role.slug, "action": action, "app": getattr(app, "slug", None)})
+    grant = AppGrant(
+        role=role,
+        action=action,
+        app=app,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    try:
+        with acting_as(actor), transaction.atomic():
+            grant.save()
+    except IntegrityError as exc:  # the same grant made concurrently (the unique constraints)
+        raise DuplicateGrant() from exc
+    return grant
+
+
+def grant_delete(*, actor: Any, grant: AppGrant) -> None:
+    with acting_as(actor):
+        grant.delete()
