@@ -141,6 +141,11 @@ def icon_upload(admin_client, app, content: bytes, name: str):
         "plugins": "[]",
         "settings_schema": "{}",
         "run_deadline_s": "",
+        # the app's page carries the prompt inlines (history, new version): their management forms
+        "prompt_versions-TOTAL_FORMS": "0",
+        "prompt_versions-INITIAL_FORMS": "0",
+        "prompt_versions-2-TOTAL_FORMS": "0",
+        "prompt_versions-2-INITIAL_FORMS": "0",
     }
     return admin_client.post(f"/admin/agents/app/{app.pk}/change/", data)
 
