@@ -132,12 +132,25 @@ class NewPromptVersionInline(admin.StackedInline):
         return False
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows nobody adds, changes or deletes here, a superuser included (they are history)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class ActivateForm(forms.Form):
     reason = forms.CharField(max_length=REASON_MAX, help_text="Why (the history shows it).")
 
 
 @admin.register(PromptVersion)
-class PromptVersionAdmin(admin.ModelAdmin):
+class PromptVersionAdmin(ReadOnlyAdmin):
     """Read-only: versions are added on their app's page and never changed or deleted."""
 
     list_display = ["app", "number", "message", "author", "created_at", "active"]
@@ -148,15 +161,6 @@ class PromptVersionAdmin(admin.ModelAdmin):
     fields = ("app", "number", "text", "parameters", "message", "author", "created_at", "active")
     readonly_fields = fields
     actions = ["activate_version"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_activate_permission(self, request: HttpRequest) -> bool:
         return apps_for(request.user, Action.PROMPT_EDIT).exists()
@@ -200,7 +204,7 @@ class PromptVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(PromptActivation)
-class PromptActivationAdmin(admin.ModelAdmin):
+class PromptActivationAdmin(ReadOnlyAdmin):
     """The history of each app's active prompt: append-only, so read-only here."""
 
     list_display = ["app", "version", "previous", "reason", "activated_by", "created_at"]
@@ -209,12 +213,3 @@ class PromptActivationAdmin(admin.ModelAdmin):
     search_fields = ["reason"]
     fields = ("app", "version", "previous", "reason", "activated_by", "created_at")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

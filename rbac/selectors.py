@@ -22,19 +22,21 @@ _BINDING = RoleBinding._meta.db_table
 
 # The user's own departments (depth 0) and all their ancestors (depth > 0); a binding on an ancestor
 # reaches the user only when it includes descendants.
-_HELD_SQL = f"""
+_UP_FROM_USER_CTE = f"""
 WITH RECURSIVE up(id, depth) AS (
     SELECT m.department_id, 0 FROM {_MEMBERS} m WHERE m.user_id = %s
   UNION
     SELECT d.parent_id, up.depth + 1 FROM {_DEPARTMENT} d JOIN up ON d.id = up.id
     WHERE d.parent_id IS NOT NULL AND up.depth < {MAX_DEPTH}
-)
+)"""  # noqa: S608
+_HELD_WHERE = f"""
 SELECT b.{{column}} FROM {_BINDING} b
 WHERE (b.expires_at IS NULL OR b.expires_at > %s)
   AND (b.user_id = %s
        OR b.department_id IN (SELECT id FROM up WHERE depth = 0)
        OR (b.include_descendants AND b.department_id IN (SELECT id FROM up WHERE depth > 0)))
 """  # noqa: S608 -- table names from the models' metadata, values bound as parameters
+_HELD_SQL = _UP_FROM_USER_CTE + _HELD_WHERE
 
 _SUBTREE_SQL = f"""
 WITH RECURSIVE down(id, depth) AS (
@@ -122,15 +124,7 @@ def department_paths(department_ids: list[int]) -> dict[int, list[str]]:
 
 
 # The user's own departments and every department above them.
-_UP_FROM_USER_SQL = f"""
-WITH RECURSIVE up(id, depth) AS (
-    SELECT m.department_id, 0 FROM {_MEMBERS} m WHERE m.user_id = %s
-  UNION
-    SELECT d.parent_id, up.depth + 1 FROM {_DEPARTMENT} d JOIN up ON d.id = up.id
-    WHERE d.parent_id IS NOT NULL AND up.depth < {MAX_DEPTH}
-)
-SELECT id FROM up
-"""  # noqa: S608
+_UP_FROM_USER_SQL = _UP_FROM_USER_CTE + "\nSELECT id FROM up\n"
 
 
 def department_ids_up_from(user) -> RawSQL:

@@ -12,6 +12,8 @@ def forwards(apps, schema_editor):
     PromptVersion = apps.get_model("agents", "PromptVersion")
     PromptActivation = apps.get_model("agents", "PromptActivation")
     for app in App.objects.exclude(system_prompt=""):
+        if PromptVersion.objects.filter(app=app).exists():
+            continue  # migrated forward before, back to 0004 (which kept the versions), and forward again
         version = PromptVersion.objects.create(app=app, number=1, text=app.system_prompt, message=REASON)
         PromptActivation.objects.create(app=app, version=version, reason=REASON)
         App.objects.filter(pk=app.pk).update(active_prompt=version)

@@ -229,6 +229,11 @@ def test_the_data_migration_turns_a_system_prompt_into_an_active_version_1_and_b
 
         restored = back.get_model("agents", "App").objects.get(slug="legacy")
         assert restored.system_prompt == "You are the old prompt."
+
+        again = _migrate(AFTER)  # 0004 kept the versions: forward again adds none
+
+        versions = again.get_model("agents", "PromptVersion").objects.filter(app__slug="legacy")
+        assert list(versions.values_list("number", flat=True)) == [1]
     finally:
         _forget_everything(_migrate(BEFORE))  # 0005 would number the old apps' versions again
         _migrate(leaves)
