@@ -150,21 +150,25 @@ def test_run_deadline_s_lowers_the_deadline_but_never_raises_it(api_as, member, 
     assert abs((run.deadline - run.created_at) - timedelta(seconds=expected)) < timedelta(seconds=5)
 
 
-def test_an_app_without_setting_rows_costs_one_query_more_to_start(
+def test_an_app_without_a_settings_schema_starts_without_reading_settings(
     api_as, member, db, django_assert_num_queries
 ):
-    """POST /api/runs/ with a warm app cache: 6 statements before runs read settings (main at 581c049:
-    the use check, the active-run lock and count, the savepoint pair around one insert of every row);
-    the settings read adds one, the layers in one statement."""
+    """POST /api/runs/ with a warm app cache: 6 statements (the use check, the active-run lock and count,
+    the savepoint pair around one insert of every row). An app without a schema takes no settings, so its
+    start reads none; one with a schema reads its layers in one more statement."""
     AppFactory(slug="plain")
+    AppFactory(
+        slug="configurable", settings_schema={"type": "object", "properties": {"tone": {"type": "string"}}}
+    )
     api = api_as(member)
-    assert api.post("/api/runs/", {"app": "plain"}, format="json").status_code == 201  # warms the caches
-    with django_assert_num_queries(START_QUERIES_BEFORE + 1) as queries:
-        assert api.post("/api/runs/", {"app": "plain"}, format="json").status_code == 201
-    assert len([q for q in queries.captured_queries if '"agents_appsetting"' in q["sql"]]) == 1
+    for slug, expected, reads in [("plain", START_QUERIES, 0), ("configurable", START_QUERIES + 1, 1)]:
+        assert api.post("/api/runs/", {"app": slug}, format="json").status_code == 201  # warms the caches
+        with django_assert_num_queries(expected) as queries:
+            assert api.post("/api/runs/", {"app": slug}, format="json").status_code == 201
+        assert len([q for q in queries.captured_queries if "agents_appsetting" in q["sql"]]) == reads
 
 
-START_QUERIES_BEFORE = 6
+START_QUERIES = 6
 
 
 def test_the_executor_receives_the_settings_with_the_secret(api_as, member, layers, app, executor):
