@@ -28,7 +28,12 @@ class Session(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sessions")
     app = models.ForeignKey("agents.App", on_delete=models.PROTECT, related_name="sessions")
     project = models.ForeignKey(
-        "agents.Project", null=True, blank=True, on_delete=models.PROTECT, related_name="sessions"
+        "agents.Project",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sessions",
+        db_index=False,  # a partial index (Meta): most sessions have no project
     )
     title = models.CharField(max_length=200, blank=True)
     queued_runs = models.BooleanField(
@@ -38,6 +43,11 @@ class Session(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["project"], name="runs_session_project_idx", condition=Q(project__isnull=False)
+            )
+        ]
 
     def __str__(self) -> str:
         return self.title or str(self.id)
@@ -70,14 +80,22 @@ class Run(models.Model):
     executor = models.ForeignKey("agents.Executor", on_delete=models.PROTECT, related_name="runs")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
     project = models.ForeignKey(
-        "agents.Project", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+        "agents.Project",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="runs",
+        db_index=False,  # a partial index (Meta): most runs have no project
     )
+    # No index: every insert of a run would pay for one, and versions are never deleted (the PROTECT check
+    # that would scan for a version's runs never runs). A page listing a version's runs filters by app too.
     prompt_version = models.ForeignKey(
         "agents.PromptVersion",
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="runs",
+        db_index=False,
         help_text="The prompt the run started with; empty: the app had none.",
     )
     settings = models.JSONField(
@@ -135,6 +153,7 @@ class Run(models.Model):
         ]
         indexes = [
             models.Index(fields=["user", "-created_at"], name="runs_user_recent_idx"),
+            models.Index(fields=["project"], name="runs_project_idx", condition=Q(project__isnull=False)),
             models.Index(fields=["session", "status"], name="runs_session_status_idx"),
             models.Index(fields=["status", "created_at"], name="runs_status_idx"),
             # A start counts the user's active runs (RUNS_MAX_ACTIVE_PER_USER): only those, however many
