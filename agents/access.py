@@ -1,8 +1,8 @@
 """Who may do what with which app: grants on roles (``AppGrant``) over the roles a user holds now.
 
-``apps_for(user, action)`` is the one rule, as one SQL statement (an ``EXISTS`` over the grants of the
-user's roles, the roles themselves a subquery: ``rbac.selectors.role_ids_held``); everything else rides on
-it. Grants only add. Superusers may do everything, disabled apps included; nobody else sees a disabled app.
+``apps_for(user, action)`` is the one rule, as one SQL statement (the grants of the user's roles as
+subqueries, the roles themselves one too: ``rbac.selectors.role_ids_held``); everything else rides on it.
+Grants only add. Superusers may do everything, disabled apps included; nobody else sees a disabled app.
 """
 
 from __future__ import annotations

@@ -19,8 +19,6 @@ class DuplicateGrant(Conflict):
 
 def grant_create(*, actor: Any, role: Role, action: str, app: App | None = None) -> AppGrant:
     """Let holders of ``role`` do ``action`` on ``app`` (every app when None); a duplicate is a 409."""
-    if AppGrant.objects.filter(role=role, action=action, app=app).exists():
-        raise DuplicateGrant(detail={"role": role.slug, "action": action, "app": getattr(app, "slug", None)})
     grant = AppGrant(
         role=role,
         action=action,
@@ -30,8 +28,9 @@ def grant_create(*, actor: Any, role: Role, action: str, app: App | None = None)
     try:
         with acting_as(actor), transaction.atomic():
             grant.save()
-    except IntegrityError as exc:  # the same grant made concurrently (the unique constraints)
-        raise DuplicateGrant() from exc
+    except IntegrityError as exc:  # the unique constraints: this grant exists already
+        detail = {"role": role.slug, "action": action, "app": getattr(app, "slug", None)}
+        raise DuplicateGrant(detail=detail) from exc
     return grant
 
 

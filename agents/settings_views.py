@@ -3,7 +3,6 @@ projects (``GET|POST /api/projects/``). No response holds a secret: only their n
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.urls import path
@@ -19,8 +18,6 @@ from agents.projects import project_create, project_for, projects_for
 from agents.selectors import app_for
 from core import params
 from rbac.models import Department
-
-SLUG = re.compile(r"[-a-zA-Z0-9_]{1,100}")
 
 
 class SettingsLayerSerializer(serializers.Serializer):
@@ -83,9 +80,7 @@ def _project_param(request: Request) -> Project | None:
     raw = request.query_params.get("project")
     if not raw:
         return None
-    if not SLUG.fullmatch(raw):
-        raise params.InvalidParameter("project", "Must be a slug (letters, digits, - and _).")
-    return project_for(user=request.user, slug=raw)
+    return project_for(user=request.user, slug=params.slug(raw, name="project"))
 
 
 def _scope_param(request: Request) -> str:

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from agents.models import Action, AgentKind, App, AppGrant, Project, PromptActivation, PromptVersion
+from agents.models import Action, AgentKind, App, AppGrant, Project
+from agents.prompts import prompt_version_create
 from rbac.models import Department, Role, RoleBinding
 from rbac.services import DEMO_ADMIN_PASSWORD, demo_passwords_allowed, user_ensure
 
@@ -199,11 +200,14 @@ def _ensure_app(demo: DemoApp, report: SeedReport) -> None:
     )
     if not created:
         return
-    # Written here rather than through agents' prompt services, which a fresh app does not need: the
-    # first version, active from the start.
-    version = PromptVersion.objects.create(app=app, number=1, text=demo.system_prompt, message="Demo prompt")
-    PromptActivation.objects.create(app=app, version=version, reason="Demo prompt")
-    App.objects.filter(pk=app.pk).update(active_prompt=version)
+    prompt_version_create(
+        app=app,
+        text=demo.system_prompt,
+        message="Demo prompt",
+        author=None,
+        activate=True,
+        reason="Demo prompt",
+    )
     report.created.append(f"app {demo.slug}")
 
 

@@ -18,6 +18,7 @@ PG_INT_MAX = 2**31 - 1
 LAST_EVENT_ID_MAX_LENGTH = 4096
 
 _DIGITS = re.compile(r"[0-9]{1,10}")
+_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,100}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -51,6 +52,13 @@ def uuid_value(raw: str, *, name: str) -> uuid.UUID:
 def choice(raw: str, *, name: str, choices: Collection[str]) -> str:
     if raw not in choices:
         raise InvalidParameter(name, f"Must be one of: {', '.join(sorted(choices))}.")
+    return raw
+
+
+def slug(raw: str, *, name: str) -> str:
+    """A slug as the models store them (``SlugField(max_length=100)``)."""
+    if not _SLUG.fullmatch(raw):
+        raise InvalidParameter(name, "Must be a slug (letters, digits, - and _).")
     return raw
 
 

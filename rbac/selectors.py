@@ -87,18 +87,6 @@ def department_subtree_ids(department_id: int) -> set[int]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def department_subtree(department_id: int) -> models.QuerySet[Department]:
-    """The department and every department below it, as a queryset (one statement when evaluated)."""
-    return Department.objects.filter(pk__in=RawSQL(_SUBTREE_SQL, [department_id]))  # noqa: S611
-
-
-def department_ancestor_ids(department_id: int) -> set[int]:
-    """``department_id`` and every department above it."""
-    with connection.cursor() as cursor:
-        cursor.execute(_ANCESTORS_SQL, [department_id])
-        return {row[0] for row in cursor.fetchall()}
-
-
 _PATHS_SQL = f"""
 WITH RECURSIVE up(start, id, depth) AS (
     SELECT id, id, 0 FROM {_DEPARTMENT} WHERE id IN ({{ids}})

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import re
 import uuid
 
 from django.http import Http404
@@ -34,7 +33,6 @@ from runs.streaming import encode, run_channel, todos_channel
 
 EVENT_PAGE_MAX = 1000
 RUN_RELATED = ("app", "project", "prompt_version")  # what RunSerializer reads
-SLUG = re.compile(r"[-a-zA-Z0-9_]{1,100}")
 SSE_DESCRIPTION = (
     "Server-Sent Events. Each event's `id` is `run-<id>:<seq>`; reconnect with `Last-Event-ID` (or "
     "`?lastEventId=`) to get exactly the events after it. Without an id the stream starts with the whole "
@@ -118,7 +116,7 @@ class RunListCreateView(generics.ListAPIView):
         if query.get("status"):
             runs = runs.filter(status=params.choice(query["status"], name="status", choices=RunStatus.values))
         if query.get("app"):
-            runs = runs.filter(app__slug=_slug_param(query["app"], "app"))
+            runs = runs.filter(app__slug=params.slug(query["app"], name="app"))
         if query.get("session"):
             runs = runs.filter(session_id=params.uuid_value(query["session"], name="session"))
         return runs
@@ -236,12 +234,6 @@ class RunEventsView(StreamView):
             "run_status": run.status,
         }
         return Response(body, content_type="application/json")
-
-
-def _slug_param(raw: str, name: str) -> str:
-    if not SLUG.fullmatch(raw):
-        raise params.InvalidParameter(name, "Must be a slug (letters, digits, - and _).")
-    return raw
 
 
 class RunTodosView(APIView):
