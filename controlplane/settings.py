@@ -53,12 +53,14 @@ INSTALLED_APPS = [
     "django_structlog",
     "django_eventstream",
     "auditlog",
+    "csp",
     "rbac",
     "agents",
     "run_queue",
     "runs",
     "files",
     "observability",
+    "portal",
     "controlplane",  # system checks and the standalone / seed_demo commands
 ]
 
@@ -67,7 +69,9 @@ MIDDLEWARE = [
     "django_structlog.middlewares.RequestMiddleware",
     "controlplane.middleware.HardeningMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files in production (uvicorn serves no files)
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # the portal's language: the switch, else Accept-Language
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -75,6 +79,7 @@ MIDDLEWARE = [
     "core.audit.AuditContextMiddleware",  # the actor and address of audit-log entries
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",  # CONTENT_SECURITY_POLICY, below
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -91,6 +96,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context.header",
             ],
         },
     },
@@ -172,20 +178,46 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "portal:store"
+LOGOUT_REDIRECT_URL = "login"
 # Django's own (users, groups, model permissions) first; then per-app permissions from the app grants:
 # user.has_perm("agents.use_app", app) (agents.backends).
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "agents.backends.AppGrantBackend",
 ]
-LANGUAGE_CODE = "en-us"
+# English and Simplified Chinese. Django maps zh-cn / zh-sg to zh-hans, and a bare "zh" (or zh-tw, which has
+# no translation here) falls back to the supported zh-hans variant.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.string("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.string("STATIC_ROOT", str(VAR_DIR / "static")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# WhiteNoise serves STATIC_ROOT (collectstatic, as the Dockerfile runs it); with STATIC_FROM_APPS it serves
+# the apps' and static/ folders directly, as runserver does (development, tests).
+WHITENOISE_USE_FINDERS = env.boolean("STATIC_FROM_APPS", DEBUG)
+WHITENOISE_AUTOREFRESH = DEBUG
+# No inline script or style anywhere: every page's code is a file the project serves. An icon keeps its own
+# stricter policy (agents.views): django-csp leaves a response that already has one alone.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 # Uploads (app-store icons). Never served as a public folder: each file is served by a view that checks
 # who may see what it belongs to (an icon: its app).
 MEDIA_ROOT = Path(env.string("MEDIA_ROOT", str(VAR_DIR / "media")))
@@ -227,7 +259,7 @@ REST_FRAMEWORK = {
 TRUSTED_PROXIES = env.networks("TRUSTED_PROXIES", [])
 # POSTs to these views spend the "auth" rate (API_THROTTLE_AUTH) per client address, with the token
 # endpoint (core.throttling.SignInThrottleMiddleware).
-SIGN_IN_VIEWS = frozenset({"admin:login"})
+SIGN_IN_VIEWS = frozenset({"admin:login", "login"})
 # Runs a user may have queued, running or waiting for a human at once (0: no limit); a start beyond it
 # is a 429. Counted before the run is inserted, so concurrent starts of one user can pass it by at most
 # the number of them in flight.

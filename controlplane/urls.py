@@ -1,10 +1,13 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.urls import URLPattern, URLResolver, include, path, re_path
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from controlplane.api import api_not_found
 from observability import views as health
+from portal import views as portal
 
 handler404 = "controlplane.api.json_404"
 handler500 = "controlplane.api.json_500"
@@ -19,6 +22,12 @@ api: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
+    path("", portal.home, name="home"),
+    path("portal/", include("portal.urls")),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: the portal's language switch
+    path("jsi18n/", JavaScriptCatalog.as_view(packages=["portal"]), name="javascript-catalog"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/", include(api)),

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from agents.access import apps_for
 from agents.models import Action
-from runs.models import Run, RunEvent
+from runs.models import Run, RunEvent, Session
 
 
 def run_history(run_id, *, after: int = 0, todos_only: bool = False) -> QuerySet[RunEvent]:
@@ -37,3 +37,14 @@ def readable_run(user, run_id, *, related: tuple[str, ...] = ()) -> Run | None:
     """The run if ``user`` may read it, else None (the caller answers 404, as for a missing run)."""
     run = Run.objects.select_related(*related).filter(pk=run_id).first()
     return run if run is not None and may_read(user, run) else None
+
+
+def readable_session(user, session_id) -> Session | None:
+    """The session if ``user`` may read it (its owner, a superuser, or a holder of ``run.view_all`` on its
+    app), else None: the caller answers 404, as for a missing one."""
+    session = Session.objects.select_related("app", "project", "user").filter(pk=session_id).first()
+    if session is None or not getattr(user, "is_authenticated", False):
+        return None
+    if user.is_superuser or session.user_id == user.pk:
+        return session
+    return session if apps_for(user, Action.RUN_VIEW_ALL).filter(pk=session.app_id).exists() else None

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs import views
+from runs import session_views, views
 
 urlpatterns = [
     path("runs/", views.RunListCreateView.as_view(), name="runs"),
@@ -12,4 +12,5 @@ urlpatterns = [
     path("runs/<uuid:run_id>/todos/events", views.RunTodoEventsView.as_view(), name="run-todo-events"),
     path("human-loop/pending", views.HumanLoopPendingView.as_view(), name="human-loop-pending"),
     path("human-loop/reply", views.HumanLoopReplyView.as_view(), name="human-loop-reply"),
+    *session_views.urlpatterns,
 ]

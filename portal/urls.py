@@ -1,0 +1,12 @@
+from django.urls import path
+
+from portal import views
+
+app_name = "portal"
+
+urlpatterns = [
+    path("", views.store, name="store"),
+    path("apps/<slug:slug>/new", views.conversation_new, name="conversation-new"),
+    path("sessions/<uuid:session_id>", views.conversation, name="conversation"),
+    path("runs/<uuid:run_id>", views.run_page, name="run"),
+]

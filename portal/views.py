@@ -1,0 +1,55 @@
+"""The portal's pages. Each is a shell: its data comes from the project's own API and event streams, read
+by the page's script (static/portal/js/), so the portal can do nothing the API does not let the user do.
+A page checks only what decides whether it exists for this user (a 404 page otherwise)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from agents.access import can
+from agents.models import Action, App
+from runs.selectors import readable_run, readable_session
+
+
+def not_found(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/not_found.html", status=404)
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("portal:store")
+
+
+@login_required
+def store(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/store.html", {"active_nav": "store"})
+
+
+@login_required
+def conversation_new(request: HttpRequest, slug: str) -> HttpResponse:
+    app = App.objects.filter(slug=slug).first()
+    if app is None or not can(request.user, Action.SEE, app):
+        return not_found(request)
+    page = {"session": None, "app": app.slug, "mine": True}
+    return render(request, "portal/conversation.html", {"app": app, "page": page, "active_nav": "store"})
+
+
+@login_required
+def conversation(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
+    session = readable_session(request.user, session_id)
+    if session is None:
+        return not_found(request)
+    page = {"session": str(session.pk), "app": session.app.slug, "mine": session.user_id == request.user.pk}
+    context = {"app": session.app, "session": session, "page": page, "active_nav": "store"}
+    return render(request, "portal/conversation.html", context)
+
+
+@login_required
+def run_page(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
+    run = readable_run(request.user, run_id)
+    if run is None:
+        return not_found(request)
+    return redirect(f"/portal/sessions/{run.session_id}#run-{run.pk}")

@@ -1,0 +1,1 @@
+// The header's live parts on every signed-in page.
