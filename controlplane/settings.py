@@ -4,6 +4,7 @@ Malformed values stop start-up with ``ImproperlyConfigured`` naming the variable
 """
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +202,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # WhiteNoise serves STATIC_ROOT (collectstatic, as the Dockerfile runs it); with STATIC_FROM_APPS it serves
 # the apps' and static/ folders directly, as runserver does (development, tests).
 WHITENOISE_USE_FINDERS = env.boolean("STATIC_FROM_APPS", DEBUG)
+if WHITENOISE_USE_FINDERS:  # then an empty STATIC_ROOT (no collectstatic yet) is expected, not a warning
+    warnings.filterwarnings("ignore", message="No directory at: ", module="whitenoise.base")
 WHITENOISE_AUTOREFRESH = DEBUG
 # No inline script or style anywhere: every page's code is a file the project serves. An icon keeps its own
 # stricter policy (agents.views): django-csp leaves a response that already has one alone.

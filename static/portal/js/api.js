@@ -31,11 +31,11 @@ export async function api(path, { method = "GET", body, headers = {} } = {}) {
   return data;
 }
 
-// A field error's first message, for showing next to the form that sent it.
+// The message to show; for invalid input, with the first field's complaint.
 export function errorText(error) {
   if (!(error instanceof ApiError)) return String(error?.message ?? error);
   const detail = error.detail;
-  if (detail && typeof detail === "object" && !Array.isArray(detail)) {
+  if (error.code === "invalid" && detail && typeof detail === "object" && !Array.isArray(detail)) {
     const first = Object.values(detail).flat()[0];
     if (typeof first === "string" && first !== error.message) return `${error.message} ${first}`;
   }

@@ -1,0 +1,381 @@
+// A conversation (a session): each run is a turn — my message, then what the agent streams — read from the
+// API: the session (GET /api/sessions/{id}/), a finished run's events as JSON pages, an active run's over
+// SSE (GET /api/runs/{id}/events). Events are applied in seq order and at most once (a run remembers the
+// last seq it showed), so a reconnect — EventSource's own with Last-Event-ID, or ours after the browser
+// gave up — shows no duplicate and no gap.
+import { api, ApiError, errorText } from "./api.js";
+import { _, format, statusLabel } from "./i18n.js";
+import { announce, el, pageData } from "./dom.js";
+import { renderMarkdown } from "./markdown.js";
+
+const page = pageData();
+const thread = document.getElementById("thread");
+const connection = document.getElementById("connection");
+const todosList = document.getElementById("todos");
+const todosEmpty = document.getElementById("todos-empty");
+const composer = document.getElementById("composer");
+const ACTIVE = new Set(["queued", "running", "waiting_human"]);
+const EVENT_TYPES = [
+  "run.queued", "run.started", "run.finished", "message.delta", "message.stop", "tool.call", "tool.result",
+  "todo.update", "human_loop.request", "human_loop.reply",
+];
+const runs = new Map();
+let sessionId = page.session;
+
+const seqOf = (eventId) => Number(String(eventId).split(":").pop());
+const pretty = (value) => JSON.stringify(value, null, 2);
+
+class RunView {
+  constructor(run) {
+    this.id = run.id;
+    this.status = run.status;
+    this.lastSeq = 0;
+    this.messages = new Map();
+    this.tools = new Map();
+    this.questions = new Map();
+    this.source = null;
+    this.statusText = el("span", { class: `status ${run.status}`, text: statusLabel(run.status) });
+    this.cancelButton = el("button", {
+      type: "button", class: "button small danger", hidden: true, text: _("Cancel run"),
+      onclick: () => this.cancel(),
+    });
+    this.error = el("p", { class: "error", hidden: true });
+    this.body = el("div", { class: "turn-body" });
+    this.node = el(
+      "li",
+      { class: "turn", id: `run-${run.id}`, "data-run": run.id },
+      el("div", { class: "bubble mine", text: messageOf(run.input) }),
+      this.body,
+      el("p", { class: "run-status" }, el("span", { text: _("Run:") }), this.statusText, this.cancelButton),
+      this.error,
+    );
+    this.showStatus(run.status);
+  }
+
+  apply(type, data, seq) {
+    if (seq <= this.lastSeq) return; // already shown: storage and live delivery overlap
+    this.lastSeq = seq;
+    const handler = HANDLERS[type];
+    if (handler) handler(this, data);
+  }
+
+  showStatus(status, error) {
+    this.status = status;
+    this.statusText.className = `status ${status}`;
+    this.statusText.textContent = statusLabel(status);
+    this.cancelButton.hidden = !(page.mine && ACTIVE.has(status));
+    if (error) {
+      this.error.hidden = false;
+      this.error.textContent = error;
+    }
+    updateComposer();
+  }
+
+  message(id) {
+    let message = this.messages.get(id);
+    if (!message) {
+      message = { text: "", node: el("div", { class: "bubble agent", "data-message": id }), pending: false };
+      this.messages.set(id, message);
+      this.body.append(message.node);
+    }
+    return message;
+  }
+
+  async cancel() {
+    this.cancelButton.disabled = true;
+    try {
+      const run = await api(`/api/runs/${this.id}/cancel`, { method: "POST" });
+      if (!ACTIVE.has(run.status)) this.showStatus(run.status);
+    } catch (error) {
+      announce(errorText(error));
+      this.error.hidden = false;
+      this.error.textContent = errorText(error);
+    } finally {
+      this.cancelButton.disabled = false;
+    }
+  }
+
+  follow() {
+    // EventSource reconnects by itself, sending Last-Event-ID. When it gives up (an HTTP error, or a long
+    // outage), a new one resumes from the last seq shown.
+    this.close();
+    const resume = this.lastSeq ? `?lastEventId=${encodeURIComponent(`run-${this.id}:${this.lastSeq}`)}` : "";
+    const source = new EventSource(`/api/runs/${this.id}/events${resume}`);
+    this.source = source;
+    for (const type of EVENT_TYPES) {
+      source.addEventListener(type, (event) => {
+        this.apply(type, JSON.parse(event.data), seqOf(event.lastEventId));
+        if (type === "run.finished") this.close();
+      });
+    }
+    source.addEventListener("open", () => connectionRestored());
+    source.addEventListener("error", () => {
+      if (this.source !== source) return;
+      connectionLost();
+      if (source.readyState === EventSource.CLOSED) window.setTimeout(() => this.source === source && this.follow(), 2000);
+    });
+  }
+
+  close() {
+    if (this.source) this.source.close();
+    this.source = null;
+  }
+
+  async loadHistory() {
+    let after = 0;
+    for (;;) {
+      const pageOfEvents = await api(`/api/runs/${this.id}/events?after=${after}&limit=1000`);
+      for (const event of pageOfEvents.events) this.apply(event.type, event.data, event.seq);
+      after = pageOfEvents.next_after;
+      if (!pageOfEvents.has_more) return pageOfEvents.run_status;
+    }
+  }
+}
+
+const HANDLERS = {
+  "run.queued": (run) => run.showStatus("queued"),
+  "run.started": (run) => run.showStatus("running"),
+  "run.finished": (run, data) => {
+    run.showStatus(data.status, data.error_detail || data.error?.message || data.error_class || "");
+    for (const question of run.questions.values()) question.close();
+    announce(format(_("The run finished: %(status)s."), { status: statusLabel(data.status) }));
+  },
+  "message.delta": (run, data) => {
+    const message = run.message(data.message_id || "m");
+    message.text += data.text || "";
+    if (!message.pending) {
+      message.pending = true; // one render per frame however fast deltas arrive
+      window.requestAnimationFrame(() => {
+        message.pending = false;
+        renderMarkdown(message.node, message.text);
+      });
+    }
+  },
+  "message.stop": (run, data) => {
+    const message = run.message(data.message_id || "m");
+    message.node.dataset.complete = "true";
+    announce(_("The agent's message is complete."));
+  },
+  "tool.call": (run, data) => {
+    const output = el("pre", { class: "tool-result", text: _("Waiting for the result…") });
+    const node = el(
+      "details",
+      { class: "tool", "data-call": data.call_id },
+      el("summary", { text: format(_("Tool call: %(name)s"), { name: data.name }) }),
+      el("p", { class: "muted", text: _("Arguments") }),
+      el("pre", { text: pretty(data.arguments ?? {}) }),
+      el("p", { class: "muted", text: _("Result") }),
+      output,
+    );
+    run.tools.set(data.call_id, { node, output });
+    run.body.append(node);
+  },
+  "tool.result": (run, data) => {
+    const tool = run.tools.get(data.call_id);
+    if (!tool) return;
+    tool.output.textContent = data.ok === false ? `${_("Error")}: ${pretty(data.error)}` : pretty(data.result);
+    tool.node.dataset.ok = String(data.ok !== false);
+  },
+  "todo.update": (_run, data) => showTodos(data.todos || []),
+  "human_loop.request": (run, data) => {
+    if (ACTIVE.has(run.status)) run.showStatus("waiting_human");
+    const question = new Question(run, data);
+    run.questions.set(data.request_id, question);
+    run.body.append(question.node);
+    if (question.form) announce(_("The agent is asking you a question."));
+  },
+  "human_loop.reply": (run, data) => {
+    run.questions.get(data.request_id)?.answered(data.answer);
+    if (run.status === "waiting_human" && ![...run.questions.values()].some((q) => q.form)) run.showStatus("running");
+  },
+};
+
+class Question {
+  constructor(run, data) {
+    this.run = run;
+    this.requestId = data.request_id;
+    const id = `q-${run.id}-${String(data.request_id).replace(/\W/g, "_")}`;
+    this.status = el("p", { class: "muted answer-status", role: "status" });
+    this.node = el(
+      "section",
+      { class: "question", "aria-labelledby": `${id}-text`, "data-request": data.request_id },
+      el("h3", { class: "visually-hidden", text: _("A question for you") }),
+      el("p", { id: `${id}-text`, class: "question-text", text: data.question ?? pretty(data) }),
+      this.status,
+    );
+    this.form = null;
+    if (page.mine && ACTIVE.has(run.status)) this.buildForm(id, data.options || []);
+  }
+
+  buildForm(id, options) {
+    const text = el("textarea", { id: `${id}-answer`, name: "answer", rows: 2, maxlength: 20000 });
+    this.error = el("p", { class: "error", role: "alert" });
+    const optionButtons = options.map((option) =>
+      el("button", { type: "button", class: "button", "data-option": option, text: String(option), onclick: () => this.send(String(option)) }),
+    );
+    this.form = el(
+      "form",
+      { class: "answer-form", onsubmit: (event) => { event.preventDefault(); if (text.value.trim()) this.send(text.value); } },
+      optionButtons.length ? el("div", { class: "options", role: "group", "aria-label": _("Answers the agent offered") }, optionButtons) : null,
+      el("div", { class: "field" }, el("label", { for: text.id, text: _("Your answer") }), text),
+      el("button", { type: "submit", class: "button primary", text: _("Answer") }),
+      this.error,
+    );
+    this.node.append(this.form);
+  }
+
+  async send(answer) {
+    for (const button of this.form.querySelectorAll("button")) button.disabled = true;
+    try {
+      await api("/api/human-loop/reply", { method: "POST", body: { request_id: this.requestId, run_id: this.run.id, answer } });
+      this.answered(answer);
+    } catch (error) {
+      this.error.textContent = errorText(error);
+      for (const button of this.form.querySelectorAll("button")) button.disabled = false;
+    }
+  }
+
+  answered(answer) {
+    this.node.classList.add("answered");
+    this.status.textContent = format(_("Answered: %(answer)s"), { answer });
+    this.close();
+  }
+
+  close() {
+    this.form?.remove();
+    this.form = null;
+  }
+}
+
+function messageOf(input) {
+  if (input && typeof input.message === "string") return input.message;
+  return pretty(input ?? {});
+}
+
+const MARKS = { done: "✓", in_progress: "▶", pending: "○" };
+function showTodos(todos) {
+  todosEmpty.hidden = todos.length > 0;
+  todosList.replaceChildren(
+    ...todos.map((todo) =>
+      el(
+        "li",
+        { class: todo.status, "data-todo": todo.id, "data-status": todo.status },
+        el("span", { class: "mark", "aria-hidden": "true", text: MARKS[todo.status] ?? "○" }),
+        el("span", { text: todo.title }),
+        el("span", { class: "visually-hidden", text: ` (${todoStatus(todo.status)})` }),
+      ),
+    ),
+  );
+}
+const todoStatus = (status) => ({ done: _("done"), in_progress: _("in progress"), pending: _("to do") })[status] ?? status;
+
+// --- the connection's state, said once -------------------------------------------------------------------
+let lost = false;
+function connectionLost() {
+  if (lost) return;
+  lost = true;
+  connection.hidden = false;
+  connection.textContent = _("Connection lost. Reconnecting…");
+  announce(connection.textContent);
+}
+function connectionRestored() {
+  if (!lost) return;
+  lost = false;
+  connection.textContent = _("Reconnected.");
+  announce(connection.textContent);
+  window.setTimeout(() => (connection.hidden = lost), 3000);
+}
+// The browser knows before the socket does: an open stream over a network that went away can hang until TCP
+// gives up. Offline closes the streams; online resumes each from the last seq it showed.
+window.addEventListener("offline", () => {
+  for (const run of runs.values()) run.close();
+  connectionLost();
+});
+window.addEventListener("online", () => {
+  for (const run of runs.values()) if (ACTIVE.has(run.status) && !run.source) run.follow();
+});
+
+// --- the composer ------------------------------------------------------------------------------------------
+function updateComposer() {
+  if (!composer) return;
+  const busy = [...runs.values()].some((run) => ACTIVE.has(run.status));
+  composer.dataset.busy = String(busy);
+}
+
+async function start(message, multitask) {
+  const body = { app: page.app, input: { message }, multitask };
+  if (sessionId) body.session_id = sessionId;
+  const run = await api("/api/runs/", { method: "POST", body });
+  if (!sessionId) {
+    sessionId = run.session_id;
+    window.history.replaceState(null, "", `/portal/sessions/${sessionId}`);
+  }
+  const view = addRun(run);
+  view.follow();
+  return view;
+}
+
+function setUpComposer() {
+  if (!composer) return;
+  const text = document.getElementById("composer-text");
+  const error = document.getElementById("composer-error");
+  const send = document.getElementById("composer-send");
+  const queue = document.getElementById("composer-queue");
+  const submit = async (multitask) => {
+    const message = text.value.trim();
+    if (!message) return;
+    error.textContent = "";
+    queue.hidden = true;
+    send.disabled = true;
+    try {
+      await start(message, multitask);
+      text.value = "";
+    } catch (failure) {
+      error.textContent = errorText(failure);
+      // The session has a run in progress and refuses a second (its multitask rule): offer to queue it.
+      if (failure instanceof ApiError && failure.status === 409 && failure.code === "run_active") queue.hidden = false;
+    } finally {
+      send.disabled = false;
+      text.focus();
+    }
+  };
+  composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit("reject");
+  });
+  queue.addEventListener("click", () => submit("enqueue"));
+  text.addEventListener("keydown", (event) => {
+    // Never send while an input method is composing (Chinese, Japanese…): isComposing, and keyCode 229
+    // for the IMEs that do not set it.
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) return;
+    event.preventDefault();
+    composer.requestSubmit();
+  });
+  text.focus();
+}
+
+function addRun(run) {
+  const view = new RunView(run);
+  runs.set(run.id, view);
+  thread.append(view.node);
+  updateComposer();
+  return view;
+}
+
+async function load() {
+  if (!sessionId) return;
+  const session = await api(`/api/sessions/${sessionId}/`);
+  const views = session.runs.map(addRun);
+  for (const view of views) {
+    if (ACTIVE.has(view.status)) view.follow();
+    else view.showStatus(await view.loadHistory());
+  }
+  if (window.location.hash) document.querySelector(window.location.hash)?.scrollIntoView();
+}
+
+setUpComposer();
+load().catch((error) => {
+  connection.hidden = false;
+  connection.classList.add("error");
+  connection.textContent = errorText(error);
+});
