@@ -38,7 +38,7 @@ def open_demo(browsing, user):
     page.goto("/portal/")
     page.locator('[data-app="demo"]').get_by_role("link", name="Start a conversation").click()
     expect(page).to_have_url(re.compile(r"/portal/apps/demo/new$"))
-    return browser, page
+    return page
 
 
 def send(page, text: str) -> None:
@@ -52,7 +52,7 @@ def agent_text(run: Run, message_id: str) -> str:
 
 
 def test_a_conversation_streams_asks_finishes_and_continues(browsing, worker, demo, alice):
-    browser, page = open_demo(browsing, alice)
+    page = open_demo(browsing, alice)
     check_accessibility(page)
     send(page, "Summarise the quarter")
     expect(page).to_have_url(re.compile(r"/portal/sessions/[0-9a-f-]{36}$"))
@@ -64,7 +64,8 @@ def test_a_conversation_streams_asks_finishes_and_continues(browsing, worker, de
     expect(page.locator('#todos li[data-todo="t3"]')).to_have_attribute("data-status", "in_progress")
     expect(page.locator('#todos li[data-todo="t1"]')).to_have_attribute("data-status", "done")
     question = turn.locator(".question")
-    expect(question.locator(".question-text")).to_have_text("The tool has answered. Shall I write the answer?")
+    asked = "The tool has answered. Shall I write the answer?"
+    expect(question.locator(".question-text")).to_have_text(asked)
     expect(turn.locator(".run-status .status")).to_have_text("waiting for you")
     check_accessibility(page)
     question.get_by_role("button", name="approve").click()
@@ -79,7 +80,8 @@ def test_a_conversation_streams_asks_finishes_and_continues(browsing, worker, de
     second.locator(".question").get_by_role("button", name="reject").click()
     expect(second.locator(".run-status .status")).to_have_text("succeeded")
     runs = list(Run.objects.filter(user=alice).order_by("created_at"))
-    assert len(runs) == 2 and runs[0].session_id == runs[1].session_id
+    assert len(runs) == 2
+    assert runs[0].session_id == runs[1].session_id
 
     page.reload()  # a finished conversation shows its whole history
     expect(page.locator(".turn")).to_have_count(2)
@@ -89,13 +91,13 @@ def test_a_conversation_streams_asks_finishes_and_continues(browsing, worker, de
 
 
 def test_a_dropped_connection_catches_up_with_no_duplicate_and_no_gap(browsing, worker, demo, alice, stack):
-    browser, page = open_demo(browsing, alice)
+    page = open_demo(browsing, alice)
     send(page, "Count my words please")
     turn = page.locator(".turn").first
     expect(turn.locator(".question-text")).to_be_visible()
     run = Run.objects.get(user=alice)
 
-    browser.context.set_offline(True)
+    page.context.set_offline(True)
     expect(page.locator("#connection")).to_have_text("Connection lost. Reconnecting…")
     token = Token.objects.create(user=alice).key
     answered = requests.post(
@@ -108,7 +110,7 @@ def test_a_dropped_connection_catches_up_with_no_duplicate_and_no_gap(browsing, 
     wait_until(lambda: Run.objects.get(pk=run.pk).status == RunStatus.SUCCEEDED, timeout=20, what="the run")
     expect(turn.locator('[data-message="m2"]')).to_have_count(0)  # offline: nothing arrived
 
-    browser.context.set_offline(False)
+    page.context.set_offline(False)
     expect(turn.locator(".run-status .status")).to_have_text("succeeded", timeout=15_000)
     expect(turn.locator('[data-message="m1"]')).to_have_text(agent_text(run, "m1"))
     expect(turn.locator('[data-message="m2"]')).to_have_text(agent_text(run, "m2"))
@@ -120,7 +122,7 @@ def test_a_dropped_connection_catches_up_with_no_duplicate_and_no_gap(browsing, 
 def test_a_message_sent_while_a_run_is_active_is_refused_with_the_reason_then_queued(
     browsing, worker, demo, alice
 ):
-    browser, page = open_demo(browsing, alice)
+    page = open_demo(browsing, alice)
     send(page, "First")
     first = page.locator(".turn").first
     expect(first.locator(".question-text")).to_be_visible()
@@ -136,7 +138,7 @@ def test_a_message_sent_while_a_run_is_active_is_refused_with_the_reason_then_qu
 
 
 def test_cancel_stops_the_run(browsing, worker, demo, alice):
-    browser, page = open_demo(browsing, alice)
+    page = open_demo(browsing, alice)
     send(page, "Something long")
     turn = page.locator(".turn").first
     expect(turn.locator(".question-text")).to_be_visible()
@@ -146,7 +148,7 @@ def test_cancel_stops_the_run(browsing, worker, demo, alice):
 
 
 def test_another_persons_run_and_conversation_are_not_found(browsing, worker, demo, alice):
-    browser, page = open_demo(browsing, alice)
+    page = open_demo(browsing, alice)
     send(page, "Mine only")
     expect(page.locator(".turn .question-text")).to_be_visible()
     run = Run.objects.get(user=alice)
@@ -163,7 +165,7 @@ def test_another_persons_run_and_conversation_are_not_found(browsing, worker, de
 
 
 def test_a_reader_with_view_all_sees_the_conversation_read_only(browsing, worker, demo, alice):
-    browser, page = open_demo(browsing, alice)
+    page = open_demo(browsing, alice)
     send(page, "Watch me")
     expect(page.locator(".turn .question-text")).to_be_visible()
     run = Run.objects.get(user=alice)
