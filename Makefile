@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench venv clean messages
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11+ or run make PYTHON=python3"; exit 2; }
@@ -36,6 +36,15 @@ BENCHES ?= bench/queue.py bench/rbac.py
 
 bench: $(STAMP)
 	PYTHON=$(BIN)/python scripts/with-services.sh sh -c 'for b in $(BENCHES); do echo "== $$b"; $(BIN)/python "$$b" || exit 1; done'
+
+# The translation catalogues (locale/zh_Hans): every marked string of the project, Python and templates
+# (django.po) and the portal's scripts (djangojs.po); then the compiled .mo files, which are committed.
+MESSAGES_IGNORE := --ignore=.venv --ignore=var --ignore=tests --ignore=bench --ignore=docs --ignore=scripts \
+	--ignore=executor --ignore=static/vendor --ignore=node_modules
+messages: $(STAMP)
+	DEBUG=true $(BIN)/python manage.py makemessages -l zh_Hans --no-obsolete $(MESSAGES_IGNORE)
+	DEBUG=true $(BIN)/python manage.py makemessages -d djangojs -l zh_Hans --no-obsolete $(MESSAGES_IGNORE)
+	DEBUG=true $(BIN)/python manage.py compilemessages -l zh_Hans --ignore=.venv
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

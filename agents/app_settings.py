@@ -28,6 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.utils.translation import gettext_lazy
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError as SchemaViolation
 from referencing.exceptions import Unresolvable
@@ -48,23 +49,27 @@ LAYER_ORDER: dict[str, int] = {SettingScope.APP: 0, SettingScope.PROJECT: 1, Set
 class SettingsRejected(DomainError):
     status = 400
     code = "invalid"
-    message = "Invalid input."
+    message = gettext_lazy("Invalid input.")
 
 
 class SettingsInvalid(DomainError):
     status = 400
     code = "settings_invalid"
-    message = "The app's effective settings do not satisfy its schema: complete them before starting runs."
+    message = gettext_lazy(
+        "The app's effective settings do not satisfy its schema: complete them before starting runs."
+    )
 
 
 class SchemaBroken(Conflict):
     code = "settings_schema_broken"
-    message = "The app's settings schema cannot be applied (an unresolvable $ref or a bad pattern)."
+    message = gettext_lazy(
+        "The app's settings schema cannot be applied (an unresolvable $ref or a bad pattern)."
+    )
 
 
 class NotYourSettings(Forbidden):
     code = "not_your_settings"
-    message = "Only the user themselves may change their settings."
+    message = gettext_lazy("Only the user themselves may change their settings.")
 
 
 def secret_names(schema: Any) -> set[str]:

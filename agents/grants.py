@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy
 
 from agents.models import App, AppGrant
 from core.audit import acting_as
@@ -14,7 +15,7 @@ from rbac.models import Role
 
 class DuplicateGrant(Conflict):
     code = "duplicate_grant"
-    message = "This role already has this grant."
+    message = gettext_lazy("This role already has this grant.")
 
 
 def grant_create(*, actor: Any, role: Role, action: str, app: App | None = None) -> AppGrant:

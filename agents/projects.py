@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy
 
 from agents.models import Project
 from core.errors import Conflict, Forbidden, NotFound
@@ -45,12 +46,12 @@ def may_work_in(user, project_id: int) -> bool:
 
 class NotInDepartment(Forbidden):
     code = "not_in_department"
-    message = "Only members of the department (or of one above it) may make its projects."
+    message = gettext_lazy("Only members of the department (or of one above it) may make its projects.")
 
 
 class ProjectExists(Conflict):
     code = "project_exists"
-    message = "A project with this slug exists already."
+    message = gettext_lazy("A project with this slug exists already.")
 
 
 def project_create(*, slug: str, name: str, description: str = "", department: Department, user) -> Project:

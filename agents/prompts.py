@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
+from django.utils.translation import gettext_lazy
 
 from agents.models import App, PromptActivation, PromptVersion
 from agents.selectors import config_cache_clear
@@ -34,12 +35,12 @@ HUNK_START = re.compile(r"([-+])(\d+)")
 
 class InvalidPrompt(DomainError):
     code = "invalid_prompt"
-    message = "The prompt version is not valid."
+    message = gettext_lazy("The prompt version is not valid.")
 
 
 class AlreadyActive(Conflict):
     code = "already_active"
-    message = "This version is already the app's active prompt."
+    message = gettext_lazy("This version is already the app's active prompt.")
 
 
 def prompt_version_not_found() -> NotFound:

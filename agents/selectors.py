@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy
 
 from agents.access import apps_for, can
 from agents.models import DEFAULT_EXECUTOR_NAME, Action, App, Executor, PromptVersion
@@ -65,12 +66,12 @@ def default_executor() -> Executor | None:
 
 class AppNotUsable(Forbidden):
     code = "app_not_usable"
-    message = "You may see this app but not start runs of it."
+    message = gettext_lazy("You may see this app but not start runs of it.")
 
 
 class AppDisabled(Conflict):
     code = "app_disabled"
-    message = "This app is disabled: enable it before starting runs."
+    message = gettext_lazy("This app is disabled: enable it before starting runs.")
 
 
 def app_not_found() -> NotFound:
@@ -139,4 +140,4 @@ def app_for(*, user, slug: str, action: str = Action.SEE) -> App:
 
 class NotAllowedOnApp(Forbidden):
     code = "not_allowed"
-    message = "You may see this app but not do this with it."
+    message = gettext_lazy("You may see this app but not do this with it.")

@@ -76,7 +76,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     set_rollback()
     if isinstance(exc, DomainError):
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
-        return Response(error_body(exc.code, exc.message, exc.detail), status=exc.status, headers=headers)
+        body = error_body(exc.code, str(exc.message), exc.detail)  # the message in the request's language
+        return Response(body, status=exc.status, headers=headers)
     api_exc = _as_api_exception(exc)
     if api_exc is None:
         logger.exception("unhandled_api_error", view=type(context.get("view")).__name__)

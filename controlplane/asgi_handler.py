@@ -14,6 +14,10 @@ things:
 * every request's thread-sensitive work runs on one fixed pool of persistent threads (``WEB_THREADS``),
   so database and Redis connections are kept per thread and reused, like a threaded WSGI server.
 
+A streaming response with a sync iterator (WhiteNoise's static files) is read one chunk at a time on the
+thread pool and sent as it is read: Django would otherwise read it whole before sending it, with a warning
+each time.
+
 It also refuses request bodies over ``API_MAX_BODY_BYTES`` with a 413 before reading them: Django's
 handler reads the whole body into a spooled file before any middleware runs, so a limit enforced later
 would come after the upload. A declared ``Content-Length`` over the limit is refused at once; a chunked
@@ -95,9 +99,21 @@ class ASGIHandler(asgi.ASGIHandler):
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
+    async def send_response(self, response, send):
+        if response.streaming and not response.is_async:
+            response.streaming_content = _chunks_from_thread(iter(response.streaming_content))
+        await super().send_response(response, send)
+
     async def get_response_async(self, request):
         # The sync get_response sets the urlconf, runs the chain, logs 4xx/5xx and registers request.close.
         return await sync_to_async(self.get_response)(request)
+
+
+async def _chunks_from_thread(chunks):
+    """A sync iterator's chunks, each produced on the request's thread pool (the response closes its file)."""
+    step = sync_to_async(lambda: next(chunks, None))
+    while (chunk := await step()) is not None:
+        yield chunk
 
 
 def declared_length(scope) -> int:

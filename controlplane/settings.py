@@ -203,7 +203,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # the apps' and static/ folders directly, as runserver does (development, tests).
 WHITENOISE_USE_FINDERS = env.boolean("STATIC_FROM_APPS", DEBUG)
 if WHITENOISE_USE_FINDERS:  # then an empty STATIC_ROOT (no collectstatic yet) is expected, not a warning
-    warnings.filterwarnings("ignore", message="No directory at: ", module="whitenoise.base")
+    warnings.filterwarnings("ignore", message="No directory at: ")
 WHITENOISE_AUTOREFRESH = DEBUG
 # No inline script or style anywhere: every page's code is a file the project serves. An icon keeps its own
 # stricter policy (agents.views): django-csp leaves a response that already has one alone.

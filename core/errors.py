@@ -5,15 +5,23 @@ Services raise subclasses; ``controlplane.api.exception_handler`` renders them a
 may depend on it without depending on the project's wiring.
 """
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.utils.translation import gettext_lazy
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class DomainError(Exception):
     status = 400
     code = "invalid_request"
-    message = "The request cannot be carried out."
+    # Translated when rendered (the request's language): the portal shows these messages as they come.
+    message: StrOrPromise = gettext_lazy("The request cannot be carried out.")
 
-    def __init__(self, message: str | None = None, *, detail: Any = None, code: str | None = None):
+    def __init__(self, message: StrOrPromise | None = None, *, detail: Any = None, code: str | None = None):
         super().__init__(message or self.message)
         self.message = message or self.message
         self.detail = detail
@@ -24,7 +32,7 @@ class DomainError(Exception):
 class NotFound(DomainError):
     status = 404
     code = "not_found"
-    message = "Not found."
+    message = gettext_lazy("Not found.")
 
 
 class Forbidden(DomainError):
@@ -32,19 +40,19 @@ class Forbidden(DomainError):
 
     status = 403
     code = "forbidden"
-    message = "You may not do this."
+    message = gettext_lazy("You may not do this.")
 
 
 class Conflict(DomainError):
     status = 409
     code = "conflict"
-    message = "The request conflicts with the current state."
+    message = gettext_lazy("The request conflicts with the current state.")
 
 
 class ServiceUnavailable(DomainError):
     status = 503
     code = "unavailable"
-    message = "The service needed for this request is unavailable."
+    message = gettext_lazy("The service needed for this request is unavailable.")
 
 
 class TooManyRequests(DomainError):
@@ -53,5 +61,5 @@ class TooManyRequests(DomainError):
 
     status = 429
     code = "too_many_requests"
-    message = "Too many requests."
+    message = gettext_lazy("Too many requests.")
     retry_after = 10

@@ -12,6 +12,8 @@ import re
 import uuid
 from collections.abc import Collection
 
+from django.utils.translation import gettext_lazy
+
 from core.errors import DomainError
 
 PG_INT_MAX = 2**31 - 1
@@ -28,7 +30,7 @@ class InvalidParameter(DomainError):
 
     status = 400
     code = "invalid"
-    message = "Invalid input."
+    message = gettext_lazy("Invalid input.")
 
     def __init__(self, name: str, problem: str) -> None:
         super().__init__(detail={name: [problem]})

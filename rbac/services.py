@@ -8,6 +8,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy
 from rest_framework.authtoken.models import Token
 
 from core.audit import acting_as
@@ -20,7 +21,7 @@ DEMO_ADMIN_PASSWORD = "admin"  # printed by `make demo`; refused with DEBUG off 
 class InvalidCredentials(DomainError):
     status = 400
     code = "invalid_credentials"
-    message = "Unable to sign in with the given username and password."
+    message = gettext_lazy("Unable to sign in with the given username and password.")
 
 
 def token_issue(*, request: HttpRequest, username: str, password: str) -> Token:
@@ -67,7 +68,7 @@ class PolicyInvalid(DomainError):
 
     status = 400
     code = "invalid"
-    message = "Invalid input."
+    message = gettext_lazy("Invalid input.")
 
     def __init__(self, detail: dict[str, list[str]]) -> None:
         super().__init__(detail=detail)
@@ -75,7 +76,7 @@ class PolicyInvalid(DomainError):
 
 class StillReferenced(Conflict):
     code = "still_referenced"
-    message = "Other records still refer to this one."
+    message = gettext_lazy("Other records still refer to this one.")
 
 
 def _save(obj: models.Model, update_fields: Iterable[str] | None = None) -> None:

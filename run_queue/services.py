@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F
 from django.db.models.functions import Now
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from core.db import update_fields
 from core.errors import Conflict
@@ -23,7 +24,7 @@ CHANNEL = "run_queue"
 
 class LeaseLost(Conflict):
     code = "lease_lost"
-    message = "This worker no longer holds the run's lease."
+    message = gettext_lazy("This worker no longer holds the run's lease.")
 
 
 def backoff_seconds(attempts: int) -> float:

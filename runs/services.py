@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from agents import app_settings
 from agents.models import Project
@@ -37,23 +38,23 @@ from runs.validation import check_input_fits
 
 class RunConflict(Conflict):
     code = "run_active"
-    message = "A run is already active in this session."
+    message = gettext_lazy("A run is already active in this session.")
 
 
 class IdempotencyConflict(Conflict):
     code = "idempotency_key_reused"
-    message = "This Idempotency-Key was used for a different request."
+    message = gettext_lazy("This Idempotency-Key was used for a different request.")
 
 
 class AmbiguousRequest(DomainError):
     status = 400
     code = "ambiguous_request_id"
-    message = "Several questions have this request_id: give run_id."
+    message = gettext_lazy("Several questions have this request_id: give run_id.")
 
 
 class AlreadyAnswered(Conflict):
     code = "already_answered"
-    message = "This question has already been answered."
+    message = gettext_lazy("This question has already been answered.")
 
 
 def run_start(
@@ -105,7 +106,7 @@ def run_start(
 
 class TooManyActiveRuns(TooManyRequests):
     code = "too_many_active_runs"
-    message = "Too many runs are active; wait for one to finish or cancel one."
+    message = gettext_lazy("Too many runs are active; wait for one to finish or cancel one.")
 
 
 def check_active_run_limit(*, user) -> None:

@@ -47,7 +47,7 @@ class SessionDetailSerializer(SessionSerializer):
         return bool(user.is_superuser or session.user_id == user.pk)
 
     @extend_schema_field(RunSerializer(many=True))
-    def get_runs(self, session: Session) -> list[dict]:
+    def get_runs(self, session: Session):
         runs = session.runs.select_related(*RUN_RELATED).order_by("-created_at", "-pk")[:SESSION_RUNS_MAX]
         return RunSerializer(reversed(list(runs)), many=True).data
 

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, StreamingHttpResponse
+from django.utils.translation import gettext_lazy
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
 from core import params
@@ -39,7 +40,7 @@ READ_LIMIT = 500
 
 class TooManyStreams(TooManyRequests):
     code = "too_many_streams"
-    message = "Too many event streams open; close one first."
+    message = gettext_lazy("Too many event streams open; close one first.")
     retry_after = 5
 
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy
 
 from agents.models import App
 from agents.selectors import prompt_payload
@@ -28,7 +29,7 @@ START_ENVELOPE_BYTES = 4096
 class InputTooLarge(DomainError):
     status = 413
     code = "too_large"
-    message = "The run's input is too large for its executor."
+    message = gettext_lazy("The run's input is too large for its executor.")
 
 
 def input_budget(app: App) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.http import Http404
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -59,7 +60,7 @@ def owned_run(request: Request, run_id) -> Run:
 
 class NotRunOwner(Forbidden):
     code = "not_run_owner"
-    message = "Only the person who started this run may do this."
+    message = gettext_lazy("Only the person who started this run may do this.")
 
 
 def _start(request: Request, run_id: uuid.UUID | None = None) -> tuple[Run, bool]:
