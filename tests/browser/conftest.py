@@ -17,8 +17,9 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
+from playwright.sync_api import expect
 
-from tests.executor_support import ROOT, start_executor, stop_process
+from tests.executor_support import ROOT, start_executor, stop_process, wait_until
 from tests.factories import AppFactory, ExecutorFactory
 from tests.stack import start_web, start_worker
 
@@ -32,6 +33,9 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", ROOT / "var" / "test-artifacts")) / "browser"
+
+# Assertions wait up to this long for the page: the suite shares two cores with the stack it drives.
+expect.set_options(timeout=15_000)
 
 if not Path(CHROMIUM).exists():  # pragma: no cover - .ci/run installs it
     pytest.exit(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)", returncode=3)
@@ -57,7 +61,15 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
 
 @pytest.fixture
 def worker(stack, transactional_db):
-    process = start_worker(stack.log_dir, "--concurrency", "4")
+    """A worker that is claiming runs when the test starts (a page's run must not wait for it to boot)."""
+    process = start_worker(stack.log_dir, "--concurrency", "4", LOG_LEVEL="INFO")
+
+    def started() -> bool:
+        if process.process.poll() is not None:
+            raise AssertionError(f"the worker exited:\n{process.log()}")
+        return "worker_started" in process.log()
+
+    wait_until(started, timeout=30, what="the worker")
     yield process
     if process.process.poll() is None:
         process.stop()
@@ -132,7 +144,7 @@ def browsing(browser, stack, transactional_db, request):
         context = browser.new_context(
             base_url=stack.base, locale=locale, viewport=viewport or {"width": 1280, "height": 860}
         )
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(15_000)
         made = Browsing(stack.base, context)
         opened.append(made)
         return made

@@ -1,6 +1,6 @@
 // The project's own API, as the portal calls it: the session cookie, the CSRF token on every write, and the
 // one error shape ({"error": {"code", "message", "detail"}}) turned into an ApiError.
-const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+export const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content ?? "";
 
 export class ApiError extends Error {
   constructor(status, body) {

@@ -1,9 +1,10 @@
 // A conversation (a session): each run is a turn — my message, then what the agent streams — read from the
 // API: the session (GET /api/sessions/{id}/), a finished run's events as JSON pages, an active run's over
-// SSE (GET /api/runs/{id}/events). Events are applied in seq order and at most once (a run remembers the
-// last seq it showed), so a reconnect — EventSource's own with Last-Event-ID, or ours after the browser
-// gave up — shows no duplicate and no gap.
-import { api, ApiError, errorText } from "./api.js";
+// SSE (GET /api/runs/{id}/events). A message I send starts its run with POST /api/runs/start, whose response
+// is already the run's event stream (one request, no gap between starting and listening). Events are applied
+// in seq order and at most once (a run remembers the last seq it showed), so a reconnect — EventSource's
+// own with Last-Event-ID, or ours after a drop — shows no duplicate and no gap.
+import { api, ApiError, csrfToken, errorText } from "./api.js";
 import { _, format, statusLabel } from "./i18n.js";
 import { announce, el, pageData } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
@@ -121,6 +122,51 @@ class RunView {
     this.source = null;
   }
 
+  // The stream POST /api/runs/start answered with, read as it arrives. If it ends before run.finished (a
+  // dropped connection), the run is followed from the last seq shown.
+  async readStart(response) {
+    const controller = new AbortController();
+    const reading = { close: () => controller.abort() };
+    this.source = reading;
+    let buffer = "";
+    try {
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      controller.signal.addEventListener("abort", () => reader.cancel().catch(() => {}));
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          this.applyBlock(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+        }
+      }
+    } catch {
+      // aborted (offline, or the page closed the run) or cut: handled below
+    }
+    if (this.source !== reading) return;
+    this.source = null;
+    if (ACTIVE.has(this.status) && navigator.onLine) this.follow();
+  }
+
+  applyBlock(block) {
+    let type = "message";
+    let id = "";
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (!line || line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") type = value;
+      else if (field === "id") id = value;
+      else if (field === "data") data.push(value);
+    }
+    if (!id || !EVENT_TYPES.includes(type)) return; // stream-open, keep-alive
+    this.apply(type, JSON.parse(data.join("\n")), seqOf(id));
+  }
+
   async loadHistory() {
     let after = 0;
     for (;;) {
@@ -133,7 +179,10 @@ class RunView {
 }
 
 const HANDLERS = {
-  "run.queued": (run) => run.showStatus("queued"),
+  "run.queued": (run, data) => {
+    run.showStatus("queued");
+    adoptSession(data.session_id);
+  },
   "run.started": (run) => run.showStatus("running"),
   "run.finished": (run, data) => {
     run.showStatus(data.status, data.error_detail || data.error?.message || data.error_class || "");
@@ -302,16 +351,24 @@ function updateComposer() {
   composer.dataset.busy = String(busy);
 }
 
+function adoptSession(id) {
+  if (sessionId || !id) return;
+  sessionId = id; // the first message made the session: this page is now its conversation
+  window.history.replaceState(null, "", `/portal/sessions/${sessionId}`);
+}
+
 async function start(message, multitask) {
   const body = { app: page.app, input: { message }, multitask };
   if (sessionId) body.session_id = sessionId;
-  const run = await api("/api/runs/", { method: "POST", body });
-  if (!sessionId) {
-    sessionId = run.session_id;
-    window.history.replaceState(null, "", `/portal/sessions/${sessionId}`);
-  }
-  const view = addRun(run);
-  view.follow();
+  const response = await fetch("/api/runs/start", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { Accept: "text/event-stream", "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  const view = addRun({ id: response.headers.get("X-Run-ID"), status: "queued", input: body.input });
+  view.readStart(response);
   return view;
 }
 
