@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from run_queue.models import QueueEntry
 from controlplane.middleware import JSON_PATHS
+from run_queue.models import QueueEntry
 from runs.models import HumanLoopRequest, Run, RunEvent, Session, Todo
 from tests.factories import AppFactory, UserFactory
 
