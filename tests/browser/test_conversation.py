@@ -26,7 +26,7 @@ def alice(transactional_db):
 
 @pytest.fixture
 def demo(app_on_executor, alice):
-    app = app_on_executor("demo", slug="demo", name="Demo agent", glyph="D")
+    app = app_on_executor("demo", slug="demo", name="Demo agent")
     grant(alice, Action.USE, app)
     return app
 

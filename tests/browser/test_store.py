@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def apps(app_on_executor):
     return {
-        "demo": app_on_executor("demo", slug="demo", name="Demo agent", category="research", glyph="D"),
+        "demo": app_on_executor("demo", slug="demo", name="Demo agent", category="research"),
         "instant": app_on_executor("instant", slug="instant", name="Instant", category="tools"),
         "secret": app_on_executor("instant", slug="secret-ops", name="Secret ops"),
     }

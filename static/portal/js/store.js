@@ -9,10 +9,19 @@ const filter = document.getElementById("store-filter");
 const categorySelect = document.getElementById("store-category");
 const knownCategories = new Set();
 
+const GLYPHS = new URL("../glyphs.svg", import.meta.url).pathname;
+const SVG = "http://www.w3.org/2000/svg";
+
 function icon(app) {
   if (app.icon_url) return el("img", { class: "app-icon", src: app.icon_url, alt: "" });
-  const glyph = app.glyph || app.name.slice(0, 1).toUpperCase();
-  return el("span", { class: "app-icon", "aria-hidden": "true", text: glyph });
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("class", "app-icon");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("data-glyph", app.glyph);
+  const use = document.createElementNS(SVG, "use");
+  use.setAttribute("href", `${GLYPHS}#glyph-${app.glyph || "bot"}`);
+  svg.append(use);
+  return svg;
 }
 
 function startAction(app) {
