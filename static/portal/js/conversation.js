@@ -409,6 +409,7 @@ function setUpComposer() {
     composer.requestSubmit();
   });
   text.focus();
+  composer.dataset.ready = "true"; // scripts attached: Enter sends
 }
 
 function addRun(run) {
