@@ -32,10 +32,14 @@ lint: $(STAMP)
 	DEBUG=true $(BIN)/mypy controlplane core rbac agents run_queue runs files observability portal executor
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 
-BENCHES ?= bench/queue.py bench/rbac.py
+# Every benchmark under bench/ (each prints its figures; about 5 minutes in all on 2 cores). The other files
+# there are their helpers: common.py (scratch database, processes), handlers.py (no-op and stamping queue
+# handlers), naive_worker.py (queue.py's baseline), publisher.py (runs.py's event source).
+BENCHES ?= bench/queue.py bench/rbac.py bench/executor_stream.py bench/runs.py bench/portal.py
 
 bench: $(STAMP)
-	PYTHON=$(BIN)/python scripts/with-services.sh sh -c 'for b in $(BENCHES); do echo "== $$b"; $(BIN)/python "$$b" || exit 1; done'
+	PYTHON=$(BIN)/python scripts/with-services.sh sh -c 'for b in $(BENCHES); do echo "== $$b"; \
+	  start=$$(date +%s); $(BIN)/python "$$b" || exit 1; echo "== $$b: $$(( $$(date +%s) - start )) s"; done'
 
 # The translation catalogues (locale/zh_Hans): every marked string of the project, Python and templates
 # (django.po) and the portal's scripts (djangojs.po); then the compiled .mo files, which are committed.

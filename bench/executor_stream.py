@@ -10,22 +10,24 @@ figures; exits non-zero below the target the design needs (5,000 events/s throug
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Replace this folder on sys.path before anything imports the standard library's queue (urllib3 does): it
+# holds bench/queue.py, which would shadow it.
+sys.path[0] = str(ROOT)
+
 import argparse
 import logging
 import os
 import socket
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import requests
 import structlog
-
-ROOT = Path(__file__).resolve().parents[1]
-# Replace this folder on sys.path: it holds bench/queue.py, which would shadow the standard library's queue.
-sys.path[0] = str(ROOT)
 
 from agents.executor_client import ExecutorClient, ExecutorConfig
 

@@ -2,7 +2,7 @@
 
 Runs on PostgreSQL (DATABASE_URL, default the local server) in a scratch database it creates and drops.
 Baseline measured in the same run: the per-row Django ORM worker (select_for_update + two saves).
-Usage: python bench/queue.py [--entries 20000] [--workers 2] [--latency-samples 300]
+Usage: python bench/queue.py [--entries 10000] [--workers 2] [--latency-samples 300] [--baseline-entries 1500]
 """
 
 from __future__ import annotations
@@ -141,10 +141,10 @@ def naive_baseline(entries: int, workers: int) -> float:
 def main() -> None:
     global _scratch_url
     parser = argparse.ArgumentParser()
-    parser.add_argument("--entries", type=int, default=20_000)
+    parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--latency-samples", type=int, default=300)
-    parser.add_argument("--baseline-entries", type=int, default=3_000)
+    parser.add_argument("--baseline-entries", type=int, default=1_500)
     args = parser.parse_args()
     with scratch_database("cp_bench_queue") as url:
         _scratch_url = url

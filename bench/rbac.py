@@ -10,7 +10,7 @@ through Django's test client (the view, its queries and the serialisation; no HT
 
 Goals (issue 12): p50 < 20 ms, queries constant (the same for every user and page size).
 
-    python bench/rbac.py [--requests 300]
+    python bench/rbac.py [--requests 150]
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def measure(client, path: str, requests: int) -> tuple[list[float], int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--requests", type=int, default=150)
     args = parser.parse_args()
     with scratch_database("cp_bench_rbac"):
         from django.conf import settings
@@ -149,3 +149,7 @@ def main() -> None:
         # Sign-in (session and user) and the page's count and rows; an empty page skips the rows.
         print(f"  queries per request by user: { {k: sorted(v) for k, v in queries_by_user.items()} }")
         print(f"  median p50 (default page): {statistics.median(default_p50s):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's release files, served by the project (no CDN)
     "django_structlog",
     "django_eventstream",
     "auditlog",
@@ -280,12 +281,22 @@ AUDITLOG_CID_GETTER = "core.audit.request_id"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Agent control plane API",
-    "DESCRIPTION": "Apps, runs, live event streams, human-in-the-loop, tool gateway, traces and files. "
+    # Only what the API has today (tests/controlplane/test_schema.py holds it to the paths).
+    "DESCRIPTION": "Who I am and an API token; the app store (the apps I may see, whether I may start "
+    "them, their icons); prompt versions and their activations; app settings in layers (app, project, "
+    "user) and projects; the RBAC policy (roles, bindings, departments, grants); runs: start, list, "
+    "cancel, their events as live SSE streams with replay (Last-Event-ID) or as pages, their todos; "
+    "human-in-the-loop questions and replies. "
     'Every error has the shape {"error": {"code", "message", "detail"}}.',
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from drf-spectacular-sidecar's static files: /api/docs/ works offline and under a CSP.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No badge fetched from validator.swagger.io: nothing leaves the project.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # --- run queue and worker ------------------------------------------------------------------------

@@ -3,9 +3,9 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.i18n import JavaScriptCatalog
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from controlplane.api import api_not_found
+from controlplane.api_docs import SchemaView, SwaggerView
 from observability import views as health
 from portal import views as portal
 
@@ -16,8 +16,8 @@ api: list[URLPattern | URLResolver] = [
     path("", include("rbac.urls")),
     path("", include("agents.urls")),
     path("", include("runs.urls")),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", login_required(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),
+    path("schema/", SchemaView.as_view(), name="schema"),
+    path("docs/", login_required(SwaggerView.as_view(url_name="schema")), name="api-docs"),
     re_path(r"", api_not_found),  # last: whatever else is under /api/ is a JSON 404, whatever DEBUG says
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -188,6 +189,9 @@ def test_one_process_serves_runs_live_the_admin_and_the_docs_and_stops_on_sigint
         docs = admin.get(standalone.base + "/api/docs/", timeout=10)
         assert docs.status_code == 200
         assert "swagger" in docs.text.lower()
+        assets = re.findall(r'(?:src|href)="(/[^"]+)"', docs.text)  # Swagger UI's files: from the project
+        assert any("swagger-ui-bundle.js" in url for url in assets)
+        assert all(admin.get(standalone.base + url, timeout=10).status_code == 200 for url in assets)
         assert admin.get(standalone.base + "/api/schema/", timeout=10).status_code == 200
     finally:
         status = standalone.stop(signal.SIGINT)
