@@ -263,7 +263,7 @@ class HumanLoopPendingView(generics.ListAPIView):
         user = self.request.user
         raw = self.request.query_params.get("scope") or "answerable"
         scope = params.choice(raw, name="scope", choices=["answerable", "mine"])
-        runs = Run.objects.filter(user_id=user.pk) if scope == "mine" else Run.objects.owned_by(user)
+        runs = Run.objects.filter(user_id=user.pk or 0) if scope == "mine" else Run.objects.owned_by(user)
         return (
             HumanLoopRequest.objects.filter(status=HumanLoopStatus.PENDING, run__in=runs.active())
             .select_related("run__app")
@@ -305,7 +305,7 @@ class HumanLoopEventsView(StreamView):
         ),
     )
     def get(self, request: Request):
-        return stream_hints(request._request, inbox_channel(request.user.pk))
+        return stream_hints(request._request, inbox_channel(request.user.pk or 0))  # signed in: never 0
 
 
 class HumanLoopReplyView(APIView):
