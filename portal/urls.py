@@ -9,4 +9,5 @@ urlpatterns = [
     path("apps/<slug:slug>/new", views.conversation_new, name="conversation-new"),
     path("sessions/<uuid:session_id>", views.conversation, name="conversation"),
     path("runs/<uuid:run_id>", views.run_page, name="run"),
+    path("inbox", views.inbox, name="inbox"),
 ]

@@ -53,3 +53,8 @@ def run_page(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     if run is None:
         return not_found(request)
     return redirect(f"/portal/sessions/{run.session_id}#run-{run.pk}")
+
+
+@login_required
+def inbox(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/inbox.html", {"active_nav": "inbox"})

@@ -14,7 +14,7 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from core.db import insert_rows, update_fields
-from runs import streaming
+from runs import inbox, streaming
 from runs.models import (
     ACTIVE_STATUSES,
     HumanLoopRequest,
@@ -78,6 +78,9 @@ def append_events(
         setattr(run, name, value)
     if rows:
         transaction.on_commit(lambda: streaming.publish(run.pk, rows))
+        # Only a run that has asked a person can change anyone's inbox: one attribute for every other.
+        if run.asked_human and inbox.batch_changes_questions(rows):
+            transaction.on_commit(lambda: inbox.publish_hint(run.user_id, run_id=run.pk, reason="event"))
     return run, rows
 
 

@@ -61,6 +61,9 @@ Published = tuple[int, str, str]
 
 
 def make_block(channel: str, seq: int, event_type: str, data_json: str) -> Block:
+    """Seq 0 is a hint with no place in a history (the inbox channel: ``runs.inbox``): it has no SSE id."""
+    if not seq:
+        return Block(0, f"event: {event_type}\ndata: {data_json}\n\n".encode(), False)
     text = f"event: {event_type}\nid: {channel}:{seq}\ndata: {data_json}\n\n".encode()
     return Block(seq, text, event_type == "run.finished")
 

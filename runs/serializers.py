@@ -125,6 +125,22 @@ class HumanLoopRequestSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class PendingAppSerializer(serializers.Serializer):
+    slug = serializers.SlugField(read_only=True)
+    name = serializers.CharField(read_only=True)
+
+
+class HumanLoopPendingSerializer(HumanLoopRequestSerializer):
+    """A question in the inbox: with what the inbox shows beside it (the app, the conversation)."""
+
+    app = PendingAppSerializer(source="run.app", read_only=True)
+    session_id = serializers.UUIDField(source="run.session_id", read_only=True)
+
+    class Meta(HumanLoopRequestSerializer.Meta):
+        fields = [*HumanLoopRequestSerializer.Meta.fields, "app", "session_id"]
+        read_only_fields = fields
+
+
 class HumanLoopReplySerializer(serializers.Serializer):
     request_id = serializers.CharField(
         max_length=100,

@@ -22,7 +22,7 @@ from agents.selectors import executor_for_app
 from core.db import insert_together
 from core.errors import Conflict, DomainError, NotFound, TooManyRequests
 from run_queue import services as queue
-from runs import streaming
+from runs import inbox, streaming
 from runs.events import NewEvent, append_events
 from runs.models import (
     ACTIVE_STATUSES,
@@ -320,6 +320,10 @@ def human_loop_reply(
         request.answered_at = timezone.now()
         request.save(update_fields=["status", "answer", "answered_by", "answered_at"])
         queue.entry_unpark(run_id=request.run_id)
+        owner, run_pk, request_pk = request.run.user_id, request.run_id, request.pk
+        transaction.on_commit(
+            lambda: inbox.publish_hint(owner, run_id=run_pk, request_id=request_pk, reason="answer")
+        )
     return request
 
 

@@ -28,13 +28,14 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from core import params
 from core.errors import TooManyRequests
 from core.params import InvalidParameter
-from runs import live
+from runs import inbox, live
 from runs.models import ACTIVE_STATUSES
 from runs.selectors import run_history, run_position
 from runs.streaming import TODOS_PREFIX, encode, parse_channel
 
 OPENING = (":" + " " * 2048 + "\n\n" + "event: stream-open\ndata:\n\n").encode()
 KEEP_ALIVE = b"event: keep-alive\ndata:\n\n"
+RESYNC_HINT = f'event: {inbox.HINT}\ndata: {{"reason":"resync"}}\n\n'.encode()
 READ_LIMIT = 500
 
 
@@ -130,6 +131,10 @@ def stream_channel(
     content = _stream(
         channel, after=after, end_on_finish=end_on_finish, listener=listener, known=known, free=free
     )
+    return _event_stream_response(content, free)
+
+
+def _event_stream_response(content: AsyncIterator[bytes], free: Callable[[], None]) -> StreamingHttpResponse:
     # The slot is freed when the stream ends (or its client leaves), or, for a response never sent (the
     # client left before it started), when the unstarted stream is dropped.
     weakref.finalize(content, free)
@@ -137,6 +142,40 @@ def stream_channel(
     response["X-Accel-Buffering"] = "no"
     response["Cache-Control"] = "no-cache"
     return response
+
+
+def stream_hints(request: HttpRequest, channel: str) -> StreamingHttpResponse:
+    """A channel of hints (``runs.inbox``): no history and no ids, only what is published while the
+    stream is open, plus a hint of its own whenever live delivery may have missed one (a re-established
+    subscription, an overflowing buffer, a quiet re-check), so the client reads its list again. The caller
+    has checked that the channel is the user's own. It holds one of the user's stream slots."""
+    free = take_stream_slot(request)
+    return _event_stream_response(_hints(channel, free=free), free)
+
+
+async def _hints(channel: str, *, free: Callable[[], None]) -> AsyncIterator[bytes]:
+    hub = live.hub()
+    await hub.wait_subscribed()
+    listener = hub.add(channel)  # before the client is told the stream is open, and reads its list
+    try:
+        yield OPENING
+        while True:
+            out = [block.text for block in listener.pending]
+            listener.pending = []
+            if listener.resync:
+                listener.resync = False
+                out.append(RESYNC_HINT)
+            if listener.idle:
+                listener.idle = False
+                out.append(KEEP_ALIVE)
+            if out:
+                yield b"".join(out)
+            listener.wake.clear()
+            if not (listener.pending or listener.idle or listener.resync):
+                await listener.wake.wait()
+    finally:
+        hub.remove(listener)
+        free()
 
 
 def last_event_ids(request: HttpRequest) -> dict[str, int]:

@@ -11,6 +11,7 @@ urlpatterns = [
     path("runs/<uuid:run_id>/todos", views.RunTodosView.as_view(), name="run-todos"),
     path("runs/<uuid:run_id>/todos/events", views.RunTodoEventsView.as_view(), name="run-todo-events"),
     path("human-loop/pending", views.HumanLoopPendingView.as_view(), name="human-loop-pending"),
+    path("human-loop/events", views.HumanLoopEventsView.as_view(), name="human-loop-events"),
     path("human-loop/reply", views.HumanLoopReplyView.as_view(), name="human-loop-reply"),
     *session_views.urlpatterns,
 ]

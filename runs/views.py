@@ -18,10 +18,12 @@ from core import params
 from core.errors import Forbidden
 from core.throttling import UserRateThrottle
 from runs import live, services
+from runs.inbox import inbox_channel
 from runs.models import HumanLoopRequest, HumanLoopStatus, Run, RunStatus
 from runs.selectors import readable_run, run_history
 from runs.serializers import (
     EventPageSerializer,
+    HumanLoopPendingSerializer,
     HumanLoopReplySerializer,
     HumanLoopRequestSerializer,
     RunEventSerializer,
@@ -29,7 +31,7 @@ from runs.serializers import (
     RunStartSerializer,
     TodoSerializer,
 )
-from runs.sse import EventStreamRenderer, last_event_ids, stream_channel, take_stream_slot
+from runs.sse import EventStreamRenderer, last_event_ids, stream_channel, stream_hints, take_stream_slot
 from runs.streaming import encode, run_channel, todos_channel
 
 EVENT_PAGE_MAX = 1000
@@ -256,16 +258,55 @@ class RunTodoEventsView(StreamView):
 
 
 class HumanLoopPendingView(generics.ListAPIView):
-    serializer_class = HumanLoopRequestSerializer
+    serializer_class = HumanLoopPendingSerializer
 
     def get_queryset(self):
-        return HumanLoopRequest.objects.filter(
-            status=HumanLoopStatus.PENDING, run__in=Run.objects.owned_by(self.request.user).active()
-        ).order_by("created_at")
+        user = self.request.user
+        raw = self.request.query_params.get("scope") or "answerable"
+        scope = params.choice(raw, name="scope", choices=["answerable", "mine"])
+        runs = Run.objects.filter(user_id=user.pk or 0) if scope == "mine" else Run.objects.owned_by(user)
+        return (
+            HumanLoopRequest.objects.filter(status=HumanLoopStatus.PENDING, run__in=runs.active())
+            .select_related("run__app")
+            .only(*PENDING_COLUMNS)
+            .order_by("created_at")
+        )
 
-    @extend_schema(summary="Questions waiting for an answer, on runs I may answer")
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "scope",
+                str,
+                description="answerable (default): on every run I may answer (a superuser's: all); "
+                "mine: on my own runs only, what my inbox stream (/api/human-loop/events) tells me about",
+            )
+        ],
+        summary="Questions waiting for an answer, oldest first",
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+
+# What HumanLoopPendingSerializer reads: the question, its run's session and app.
+PENDING_COLUMNS = (
+    *("id", "run_id", "external_id", "question", "options", "status", "answer", "answered_at", "created_at"),
+    *("run__id", "run__session_id", "run__app__id", "run__app__slug", "run__app__name"),
+)
+
+
+class HumanLoopEventsView(StreamView):
+    @extend_schema(
+        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        summary="My inbox, live: a hint whenever the questions waiting for me may have changed",
+        description=(
+            "Server-Sent Events on the caller's own channel. Each `inbox.changed` event is a hint "
+            '(`{"run_id", "request_id"?, "reason"}`), not the change itself: read '
+            "`GET /api/human-loop/pending?scope=mine` when the stream opens and after hints. The stream "
+            "sends a hint of its own (`reason: resync`) whenever it may have missed one. No ids, no history."
+        ),
+    )
+    def get(self, request: Request):
+        return stream_hints(request._request, inbox_channel(request.user.pk or 0))  # signed in: never 0
 
 
 class HumanLoopReplyView(APIView):
