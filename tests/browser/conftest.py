@@ -53,7 +53,8 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("browser")
     executor = start_executor(log_dir)
     with django_db_blocker.unblock():
-        web, base = start_web(log_dir, STATIC_FROM_APPS="true")
+        # CONFIG_CACHE_S=0: each test makes its apps again under the same slugs; a cached one would be stale.
+        web, base = start_web(log_dir, STATIC_FROM_APPS="true", CONFIG_CACHE_S="0")
     yield Stack(base=base, executor=executor, log_dir=log_dir)
     web.stop()
     stop_process(executor.process)
@@ -62,7 +63,7 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
 @pytest.fixture
 def worker(stack, transactional_db):
     """A worker that is claiming runs when the test starts (a page's run must not wait for it to boot)."""
-    process = start_worker(stack.log_dir, "--concurrency", "4", LOG_LEVEL="INFO")
+    process = start_worker(stack.log_dir, "--concurrency", "4", LOG_LEVEL="INFO", CONFIG_CACHE_S="0")
 
     def started() -> bool:
         if process.process.poll() is not None:
