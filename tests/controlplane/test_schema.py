@@ -20,7 +20,7 @@ def test_schema_and_docs_need_a_signed_in_user(client, api_as, member):
     assert client.get("/api/schema/").status_code == 401
     docs = client.get("/api/docs/")
     assert docs.status_code == 302
-    assert docs["Location"].startswith("/admin/login/")
+    assert docs["Location"].startswith("/accounts/login/")
     assert api_as(member).get("/api/schema/").status_code == 200
     client.force_login(member)
     assert client.get("/api/docs/").status_code == 200

@@ -184,7 +184,7 @@ def test_one_process_serves_runs_live_the_admin_and_the_docs_and_stops_on_sigint
         assert requests.get(standalone.base + "/static/admin/css/base.css", timeout=10).status_code == 200
         anonymous = requests.get(standalone.base + "/api/docs/", allow_redirects=False, timeout=10)
         assert anonymous.status_code == 302
-        assert anonymous.headers["Location"].startswith("/admin/login/")
+        assert anonymous.headers["Location"].startswith("/accounts/login/")
         admin = sign_in(standalone.base, "admin", "admin")
         docs = admin.get(standalone.base + "/api/docs/", timeout=10)
         assert docs.status_code == 200
