@@ -283,6 +283,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # A run's status appears in several components (a run, a run in a list): one enum named for it.
+    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "runs.models.RunStatus"},
 }
 
 # --- run queue and worker ------------------------------------------------------------------------
