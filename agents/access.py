@@ -8,7 +8,7 @@ Grants only add. Superusers may do everything, disabled apps included; nobody el
 from __future__ import annotations
 
 from django.db import connection
-from django.db.models import BooleanField, Exists, ExpressionWrapper, F, Q, QuerySet
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, Q, QuerySet, Value
 
 from agents.models import Action, App, AppGrant
 from rbac.selectors import role_ids_held
@@ -56,12 +56,21 @@ def _granted(grants: QuerySet[AppGrant]) -> Q:
 
 
 def store_apps_for(user) -> QuerySet[App]:
-    """The apps ``user`` may see, each annotated with ``usable`` (may start runs), in one statement."""
+    """The apps ``user`` may see, in one statement, each annotated with ``usable`` (may start runs),
+    ``prompt_editable`` (``prompt.edit``) and ``all_runs_readable`` (``run.view_all``)."""
     apps = apps_for(user, Action.SEE)
     if user.is_superuser:
-        return apps.annotate(usable=F("enabled"))
-    usable = ExpressionWrapper(_granted(grants_for(user, Action.USE)), output_field=BooleanField())
-    return apps.annotate(usable=usable)
+        return apps.annotate(usable=F("enabled"), prompt_editable=Value(True), all_runs_readable=Value(True))
+    return apps.annotate(
+        usable=_holds(user, Action.USE),
+        prompt_editable=_holds(user, Action.PROMPT_EDIT),
+        all_runs_readable=_holds(user, Action.RUN_VIEW_ALL),
+    )
+
+
+def _holds(user, action: str) -> ExpressionWrapper:
+    # Each is the same pair of uncorrelated subqueries as apps_for's, run once per statement.
+    return ExpressionWrapper(_granted(grants_for(user, action)), output_field=BooleanField())
 
 
 def can(user, action: str, app: App) -> bool:

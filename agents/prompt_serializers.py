@@ -25,16 +25,37 @@ class PromptVersionSerializer(serializers.ModelSerializer):
 
 
 class PromptVersionDetailSerializer(PromptVersionSerializer):
-    """A version with its diff against the active one (``context["diff"]``, ``context["active_number"]``)."""
+    """A version with its diff against the active one (``context["diff"]``, ``context["active_number"]``)
+    and against the one asked for (``context["against"]``, ``context["diff_against"]``)."""
 
     diff_against_active = serializers.SerializerMethodField(
         help_text="Unified diff from the active version to this one; empty for the active one or none."
     )
     active_version = serializers.SerializerMethodField(help_text="The active version's number, or null.")
+    against = serializers.SerializerMethodField(
+        help_text="The version `diff` starts from (`?against=N`, else the active one); null: none."
+    )
+    diff = serializers.SerializerMethodField(
+        help_text="Unified diff from `against` to this version; empty when they are the same or none."
+    )
 
     class Meta(PromptVersionSerializer.Meta):
-        fields = [*PromptVersionSerializer.Meta.fields, "diff_against_active", "active_version"]
+        fields = [
+            *PromptVersionSerializer.Meta.fields,
+            "diff_against_active",
+            "active_version",
+            "against",
+            "diff",
+        ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_against(self, version: PromptVersion) -> int | None:
+        against = self.context["against"]
+        return against.number if against is not None else None
+
+    def get_diff(self, version: PromptVersion) -> str:
+        return self.context["diff_against"]
 
     def get_diff_against_active(self, version: PromptVersion) -> str:
         return self.context["diff"]

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,6 +21,7 @@ from agents.prompt_serializers import (
 )
 from agents.prompts import prompt_activate, prompt_diff, prompt_version_create, prompt_version_not_found
 from agents.selectors import app_for
+from core import params
 from core.params import PG_INT_MAX
 
 NOT_SEEN = OpenApiResponse(description="No such app, or not mine to see (the same body)")
@@ -72,19 +73,43 @@ class PromptVersionListView(generics.GenericAPIView):
 
 class PromptVersionDetailView(APIView):
     @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "against", int, description="Also diff against this version (`diff`); default: the active one"
+            )
+        ],
         responses={200: PromptVersionDetailSerializer, 404: NO_VERSION},
-        summary="One prompt version, with its diff against the active one",
+        summary="One prompt version, with its diff against the active one (or any other)",
     )
     def get(self, request: Request, slug: str, version: int) -> Response:
         app = app_for(user=request.user, slug=slug)
         shown = _version(app, version)
         active = app.active_prompt
+        against = _against(app, request.query_params.get("against"), default=active)
         context = {
             "active_id": app.active_prompt_id,
             "active_number": active.number if active else None,
-            "diff": prompt_diff(old=active, new=shown) if active and active.pk != shown.pk else "",
+            "diff": _diff(active, shown),
+            "against": against,
+            "diff_against": _diff(against, shown),
         }
         return Response(PromptVersionDetailSerializer(shown, context=context).data)
+
+
+def _against(app: App, raw: str | None, *, default: PromptVersion | None) -> PromptVersion | None:
+    if raw is None or raw == "":
+        return default
+    number = params.integer(raw, name="against", default=0, minimum=1)
+    if default is not None and default.number == number:
+        return default
+    found = app.prompt_versions.filter(number=number).first()
+    if found is None:
+        raise params.InvalidParameter("against", "No such version of this app.")
+    return found
+
+
+def _diff(old: PromptVersion | None, new: PromptVersion) -> str:
+    return prompt_diff(old=old, new=new) if old is not None and old.pk != new.pk else ""
 
 
 class PromptActivateView(APIView):

@@ -10,6 +10,12 @@ class AppSerializer(serializers.ModelSerializer):
     """An app-store entry as the store shows it."""
 
     usable = serializers.BooleanField(read_only=True, help_text="Whether I may start runs of it.")
+    prompt_editable = serializers.BooleanField(
+        read_only=True, help_text="Whether I may save and activate its prompt versions (prompt.edit)."
+    )
+    all_runs_readable = serializers.BooleanField(
+        read_only=True, help_text="Whether I may read everyone's runs of it (run.view_all)."
+    )
     icon_url = serializers.SerializerMethodField(help_text="The uploaded icon; null: draw the glyph.")
     active_prompt_version = serializers.IntegerField(
         source="active_prompt.number", read_only=True, allow_null=True, default=None
@@ -28,6 +34,8 @@ class AppSerializer(serializers.ModelSerializer):
             "plugins",
             "enabled",
             "usable",
+            "prompt_editable",
+            "all_runs_readable",
             "active_prompt_version",
             "updated_at",
         ]

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Collection
+from datetime import datetime
 
+from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
 from core.errors import DomainError
@@ -23,6 +25,12 @@ _DIGITS = re.compile(r"[0-9]{1,10}")
 _SLUG = re.compile(r"[-a-zA-Z0-9_]{1,100}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# ISO 8601's extended form as people write it: a date, optionally a time to the minute, second or
+# microsecond, optionally an offset. ASCII digits only (datetime.fromisoformat takes more spellings).
+_MOMENT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?)?"
+)
 
 
 class InvalidParameter(DomainError):
@@ -71,6 +79,21 @@ def text(raw: str, *, name: str, max_length: int) -> str:
     if _CONTROL.search(raw):
         raise InvalidParameter(name, "Must not contain control characters.")
     return raw
+
+
+def moment(raw: str, *, name: str) -> datetime:
+    """An ISO 8601 date or datetime as an aware datetime. A date is its first instant and a time without
+    an offset is local, both in the server's time zone (``TIME_ZONE``)."""
+    problem = "Must be an ISO 8601 date or datetime (2026-12-01, 2026-12-01T09:30:00Z, ...+08:00)."
+    if not _MOMENT.fullmatch(raw):
+        raise InvalidParameter(name, problem)
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:  # a month 13, a 30 February, an hour 24
+        raise InvalidParameter(name, problem) from None
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.get_default_timezone())
+    return value
 
 
 def last_event_ids(raw: str, *, name: str) -> dict[str, int]:

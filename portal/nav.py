@@ -20,6 +20,7 @@ class NavEntry:
 
 NAV: list[NavEntry] = [
     NavEntry("store", _("App store"), "portal:store"),
+    NavEntry("runs", _("Runs"), "portal:runs"),
     NavEntry("inbox", _("Inbox"), "portal:inbox"),
     # Operators' pages (dashboard, traces) and the file browser go here.
 ]

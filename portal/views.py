@@ -29,6 +29,21 @@ def store(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+def runs(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/runs.html", {"active_nav": "runs"})
+
+
+@login_required
+def prompts(request: HttpRequest, slug: str) -> HttpResponse:
+    app = App.objects.filter(slug=slug).first()
+    # prompt.edit implies seeing the app (every grant does): one check decides whether the page exists.
+    if app is None or not can(request.user, Action.PROMPT_EDIT, app):
+        return not_found(request)
+    page = {"app": app.slug}
+    return render(request, "portal/prompts.html", {"app": app, "page": page, "active_nav": "store"})
+
+
+@login_required
 def conversation_new(request: HttpRequest, slug: str) -> HttpResponse:
     app = App.objects.filter(slug=slug).first()
     if app is None or not can(request.user, Action.SEE, app):

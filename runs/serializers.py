@@ -79,6 +79,16 @@ class RunSerializer(serializers.ModelSerializer):
         return f"/api/runs/{run.pk}/events"
 
 
+class RunListItemSerializer(RunSerializer):
+    """A run in a list that may hold others' runs (``scope=visible``): it names whose run it is."""
+
+    user = serializers.CharField(source="user.username", read_only=True, help_text="Who started it.")
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "user"]
+        read_only_fields = fields
+
+
 class RunEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = RunEvent

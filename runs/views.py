@@ -27,6 +27,7 @@ from runs.serializers import (
     HumanLoopReplySerializer,
     HumanLoopRequestSerializer,
     RunEventSerializer,
+    RunListItemSerializer,
     RunSerializer,
     RunStartSerializer,
     TodoSerializer,
@@ -103,7 +104,7 @@ class StreamView(APIView):
 
 
 class RunListCreateView(generics.ListAPIView):
-    serializer_class = RunSerializer
+    serializer_class = RunListItemSerializer
 
     def get_throttles(self):
         return [UserRateThrottle()] if self.request.method == "POST" else []
@@ -115,14 +116,18 @@ class RunListCreateView(generics.ListAPIView):
             runs = Run.objects.visible_to(self.request.user)
         else:
             runs = Run.objects.filter(user_id=self.request.user.pk or 0)
-        runs = runs.select_related(*RUN_RELATED)
+        runs = runs.select_related(*RUN_RELATED, "user")
         if query.get("status"):
             runs = runs.filter(status=params.choice(query["status"], name="status", choices=RunStatus.values))
         if query.get("app"):
             runs = runs.filter(app__slug=params.slug(query["app"], name="app"))
         if query.get("session"):
             runs = runs.filter(session_id=params.uuid_value(query["session"], name="session"))
-        return runs
+        if query.get("created_after"):
+            runs = runs.filter(created_at__gte=params.moment(query["created_after"], name="created_after"))
+        if query.get("created_before"):
+            runs = runs.filter(created_at__lt=params.moment(query["created_before"], name="created_before"))
+        return runs.order_by("-created_at", "-pk")  # a total order: pages neither repeat nor skip a run
 
     @extend_schema(
         parameters=[
@@ -132,6 +137,18 @@ class RunListCreateView(generics.ListAPIView):
             OpenApiParameter("status", str, description="queued, running, waiting_human, succeeded, ..."),
             OpenApiParameter("app", str, description="app slug"),
             OpenApiParameter("session", OpenApiTypes.UUID),
+            OpenApiParameter(
+                "created_after",
+                str,
+                description="Runs created at or after this ISO 8601 date or datetime (a date is its first "
+                "instant; without an offset, the server's TIME_ZONE)",
+            ),
+            OpenApiParameter(
+                "created_before",
+                str,
+                description="Runs created before this ISO 8601 date or datetime (exclusive: "
+                "created_before=2026-12-02 ends with 1 December)",
+            ),
         ],
         summary="My runs (or every run I may read)",
     )

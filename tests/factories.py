@@ -1,8 +1,11 @@
+import uuid
+
 import factory
 from django.contrib.auth import get_user_model
 
 from agents.models import Action, App, AppGrant, AppSetting, Executor, Project, PromptVersion
 from rbac.models import Department, Role, RoleBinding
+from runs.models import Run, Session
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -150,3 +153,36 @@ class AppSettingFactory(factory.django.DjangoModelFactory):
     app = factory.SubFactory(AppFactory)
     scope = "app"
     values = factory.LazyFunction(dict)
+
+
+class SessionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Session
+
+    user = factory.SubFactory(UserFactory)
+    app = factory.SubFactory(AppFactory)
+
+
+class RunFactory(factory.django.DjangoModelFactory):
+    """A run row alone (no queue entry, no events, no executor called): for lists and pages that only
+    read runs. ``created_at`` may be given: it is written after the insert, which ``auto_now_add`` owns."""
+
+    class Meta:
+        model = Run
+
+    app = factory.SubFactory(AppFactory)
+    user = factory.SubFactory(UserFactory)
+    session = factory.SubFactory(
+        SessionFactory, app=factory.SelfAttribute("..app"), user=factory.SelfAttribute("..user")
+    )
+    executor = factory.LazyAttribute(lambda run: run.app.executor)
+    input = factory.Sequence(lambda n: {"message": f"Question number {n}"})
+    trace_id = factory.LazyFunction(lambda: uuid.uuid4().hex)
+
+    @classmethod
+    def _create(cls, model_class, *args, created_at=None, **kwargs):
+        run = super()._create(model_class, *args, **kwargs)
+        if created_at is not None:
+            model_class.objects.filter(pk=run.pk).update(created_at=created_at)
+            run.created_at = created_at
+        return run

@@ -128,6 +128,30 @@ def test_a_version_shows_its_diff_against_the_active_one(api_as, editor, app):
     assert (active["active"], active["diff_against_active"]) == (True, "")
 
 
+def test_a_version_shows_its_diff_against_any_other_when_asked(api_as, editor, app):
+    api = api_as(editor)
+    for text in ("one\n", "two\n", "three\n"):
+        save(api, app, text)
+    default = api.get(prompts_url(app, "3/")).json()
+    assert (default["against"], default["diff"]) == (1, default["diff_against_active"])
+    asked = api.get(prompts_url(app, "3/"), {"against": 2}).json()
+    assert (asked["against"], asked["diff"]) == (2, "--- v2\n+++ v3\n@@ -1 +1 @@\n-two\n+three")
+    assert asked["diff_against_active"] == "--- v1\n+++ v3\n@@ -1 +1 @@\n-one\n+three"
+    itself = api.get(prompts_url(app, "2/"), {"against": 2}).json()
+    assert (itself["against"], itself["diff"]) == (2, "")
+    active = api.get(prompts_url(app, "1/"), {"against": 3}).json()
+    assert active["diff"] == "--- v3\n+++ v1\n@@ -1 +1 @@\n-three\n+one"
+
+
+@pytest.mark.parametrize("against", ["4", "0", "x", "١", f"{2**31}", "-1"])
+def test_diffing_against_a_missing_or_malformed_version_is_a_400_naming_it(api_as, editor, app, against):
+    api = api_as(editor)
+    save(api, app, "one")
+    response = api.get(prompts_url(app, "1/"), {"against": against})
+    assert response.status_code == 400
+    assert list(response.json()["error"]["detail"]) == ["against"]
+
+
 def test_a_missing_version_is_a_404_naming_it(api_as, editor, app):
     api = api_as(editor)
     save(api, app, "only one")

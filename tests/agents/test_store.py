@@ -91,11 +91,46 @@ def test_an_entry_shows_what_the_store_needs(db, api_as, member):
         "plugins": [],
         "enabled": True,
         "usable": True,
+        "prompt_editable": False,
+        "all_runs_readable": False,
         "active_prompt_version": 3,
         "updated_at": entry["updated_at"],
     }
     detail = api_as(member).get("/api/apps/writer/").json()
     assert detail["actions"] == ["app.see", "app.use"]
+
+
+def test_each_entry_says_whether_i_may_edit_its_prompt_and_read_all_its_runs_in_the_same_queries(
+    db, api_as, member, superuser, django_assert_num_queries
+):
+    writer, reader, plain = AppFactory(slug="writer"), AppFactory(slug="reader"), AppFactory(slug="plain")
+    grant(member, Action.PROMPT_EDIT, writer)
+    grant(member, Action.RUN_VIEW_ALL, reader)
+    grant(member, Action.SEE, plain)
+    make_apps(30)
+    grant(member, Action.SEE)  # every app
+    with django_assert_num_queries(2):  # the page, and the count: no query per app
+        entries = {entry["slug"]: entry for entry in list_apps(api_as(member))}
+    flags = {
+        slug: (entries[slug]["prompt_editable"], entries[slug]["all_runs_readable"])
+        for slug in ("writer", "reader", "plain", "app-0001")
+    }
+    assert flags == {
+        "writer": (True, False),
+        "reader": (False, True),
+        "plain": (False, False),
+        "app-0001": (False, False),
+    }
+    detail = api_as(member).get("/api/apps/writer/").json()
+    assert (detail["prompt_editable"], detail["all_runs_readable"]) == (True, False)
+    everything = list_apps(api_as(superuser))
+    assert all(entry["prompt_editable"] and entry["all_runs_readable"] for entry in everything)
+
+
+def test_an_edit_grant_on_every_app_makes_every_prompt_editable(db, api_as, member):
+    make_apps(3)
+    grant(member, Action.PROMPT_EDIT)
+    assert [entry["prompt_editable"] for entry in list_apps(api_as(member))] == [True] * 4
 
 
 def test_the_store_searches_and_filters_by_category(db, api_as, member):

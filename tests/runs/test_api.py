@@ -2,14 +2,16 @@
 
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
 
+from agents.models import Action
 from run_queue.models import QueueEntry, State
 from runs.models import HumanLoopRequest, HumanLoopStatus, Run, RunEvent, RunStatus
 from runs.services import human_loop_reply
-from tests.factories import AppFactory
+from tests.factories import AppFactory, PromptVersionFactory, RunFactory, grant
 
 
 @pytest.fixture
@@ -147,6 +149,86 @@ def test_list_filters_by_status_app_and_session(api_as, member, app):
     ] == [first["id"]]
     assert client.get("/api/runs/", {"status": "succeeded"}).json()["results"] == []
     assert client.get("/api/runs/", {"session": "bad"}).status_code == 400
+
+
+def listed(client, **query) -> list[str]:
+    response = client.get("/api/runs/", query)
+    assert response.status_code == 200, response.content
+    return [run["id"] for run in response.json()["results"]]
+
+
+def test_list_filters_by_creation_time_from_inclusive_to_exclusive(api_as, member, app):
+    at = {day: datetime(2026, 11, day, 12, tzinfo=UTC) for day in (28, 29, 30)}
+    runs = {day: str(RunFactory(app=app, user=member, created_at=moment).pk) for day, moment in at.items()}
+    client = api_as(member)
+    assert listed(client, created_after="2026-11-29") == [runs[30], runs[29]]
+    assert listed(client, created_before="2026-11-29") == [runs[28]]
+    assert listed(client, created_after="2026-11-29", created_before="2026-11-30") == [runs[29]]
+    assert listed(client, created_after="2026-11-29T12:00:00Z") == [runs[30], runs[29]]  # inclusive
+    assert listed(client, created_before="2026-11-29T12:00:00Z") == [runs[28]]  # exclusive
+    assert listed(client, created_after="2026-11-29T13:00:00+01:00") == [runs[30], runs[29]]
+    assert listed(client, created_after="2026-11-29T12:00:00.000001Z") == [runs[30]]
+    assert listed(client, created_before="2026-11-29T12:00") == [runs[28]]  # no offset: TIME_ZONE (UTC)
+    assert listed(client, created_after="2026-12-01") == []
+
+
+def test_a_date_without_an_offset_is_a_day_in_the_server_time_zone(api_as, member, app, settings):
+    settings.TIME_ZONE = "Asia/Shanghai"  # UTC+8: its 30 November begins at 16:00 UTC on the 29th
+    late = RunFactory(app=app, user=member, created_at=datetime(2026, 11, 29, 17, tzinfo=UTC))
+    RunFactory(app=app, user=member, created_at=datetime(2026, 11, 29, 15, tzinfo=UTC))
+    assert listed(api_as(member), created_after="2026-11-30") == [str(late.pk)]
+
+
+def test_the_extreme_moments_filter_without_an_error(api_as, member, app):
+    run = RunFactory(app=app, user=member)
+    client = api_as(member)
+    assert listed(client, created_after="0001-01-01T00:00:00+01:00") == [str(run.pk)]
+    assert listed(client, created_before="9999-12-31T23:59:59.999999-01:00") == [str(run.pk)]
+    assert listed(client, created_before="0001-01-01") == []
+
+
+def test_the_list_pages_newest_first_with_the_total_and_no_run_twice(api_as, member, app):
+    start_at = datetime(2026, 11, 1, tzinfo=UTC)
+    made = [str(RunFactory(app=app, user=member, created_at=start_at).pk) for _ in range(3)]  # one instant
+    made += [
+        str(RunFactory(app=app, user=member, created_at=start_at + timedelta(minutes=n)).pk)
+        for n in range(1, 5)
+    ]
+    client = api_as(member)
+    pages = [client.get("/api/runs/", {"page_size": 3, "page": n}).json() for n in (1, 2, 3)]
+    assert [page["count"] for page in pages] == [7, 7, 7]
+    seen = [run["id"] for page in pages for run in page["results"]]
+    assert sorted(seen) == sorted(made)  # every run once, the three of one instant included
+    assert seen[:4] == made[:2:-1]  # newest first
+    assert (pages[0]["previous"], pages[2]["next"]) == (None, None)
+    assert client.get("/api/runs/", {"page_size": 3, "page": 4}).status_code == 404
+
+
+def test_the_list_names_whose_run_each_is(api_as, member, owner, app):
+    grant(member, Action.RUN_VIEW_ALL, app)
+    RunFactory(app=app, user=owner)
+    RunFactory(app=app, user=member)
+    results = api_as(member).get("/api/runs/", {"scope": "visible"}).json()["results"]
+    assert sorted(run["user"] for run in results) == ["member", "owner"]
+
+
+def test_a_page_of_runs_takes_the_same_queries_for_3_or_60_runs(
+    api_as, member, owner, app, django_assert_num_queries
+):
+    grant(member, Action.RUN_VIEW_ALL, app)
+    version = PromptVersionFactory(app=app, number=1)
+    client = api_as(member)
+
+    def make(count):
+        for n in range(count):
+            RunFactory(app=app, user=owner if n % 2 else member, prompt_version=version)
+
+    make(3)
+    with django_assert_num_queries(2):  # the count, and the page with its apps, prompts and owners
+        assert len(listed(client, scope="visible", page_size=50)) == 3
+    make(57)
+    with django_assert_num_queries(2):
+        assert len(listed(client, scope="visible", page_size=50)) == 50
 
 
 def test_events_page_as_json_after_a_seq(api_as, member, app):

@@ -92,6 +92,19 @@ def test_event_pages_take_the_largest_integer_postgresql_stores(api_as, member, 
         ("status", "queued\x00"),
         ("app", "no spaces"),
         ("app", "demo\x00"),
+        ("created_after", "yesterday"),
+        ("created_after", "2026-13-01"),
+        ("created_after", "2026-02-30"),
+        ("created_after", "2026-12-01T24:00"),
+        ("created_after", "２０２６-12-01"),  # fullwidth digits: datetime.fromisoformat takes some spellings
+        ("created_after", "20261201"),  # ISO 8601's basic form: not what this API speaks
+        ("created_after", "2026-12-01 10:00"),  # an unencoded "+01:00" arrives as " 01:00"
+        ("created_before", "2026-12-01T10:00:00 01:00"),
+        ("created_before", "2026-12-01T10:00:00+0100"),
+        ("created_before", "2026-12-01T10:00:00.1234567Z"),
+        ("created_before", "0000-01-01"),
+        ("created_before", "2026-12-01\x00"),
+        ("created_before", "2026-12-01" + "0" * 5000),
     ],
 )
 def test_run_list_refuses_malformed_filters(api_as, member, run, name, value):

@@ -43,6 +43,17 @@ function startAction(app) {
   ];
 }
 
+// Only where I hold prompt.edit (the API says so per app): the page would be a 404 for anyone else.
+function promptLink(app) {
+  if (!app.prompt_editable) return null;
+  return el("a", {
+    class: "prompt-link",
+    href: `/portal/apps/${encodeURIComponent(app.slug)}/prompts`,
+    "data-prompts": app.slug,
+    text: _("Prompt history"),
+  });
+}
+
 function card(app) {
   const meta = el("div", { class: "meta" });
   if (app.category) meta.append(el("span", { class: "chip", text: app.category }));
@@ -56,7 +67,7 @@ function card(app) {
     el("header", {}, icon(app), el("h2", { text: app.name })),
     el("p", { text: app.description || _("No description.") }),
     meta,
-    el("div", { class: "actions" }, startAction(app)),
+    el("div", { class: "actions" }, startAction(app), promptLink(app)),
   );
 }
 
