@@ -15,7 +15,7 @@ LOCALE = Path(__file__).resolve().parents[2] / "locale" / "zh_Hans" / "LC_MESSAG
 ENTRY = re.compile(
     r'^msgid ((?:".*"\n)+)(?:msgid_plural ((?:".*"\n)+))?((?:msgstr(?:\[\d\])? (?:".*"\n)+)+)', re.M
 )
-SAME_IN_BOTH = {"API"}
+SAME_IN_BOTH = {"API", "v%(n)s"}
 
 
 def entries(domain: str) -> list[tuple[str, str]]:
