@@ -4,6 +4,10 @@
   says: with ``DEBUG`` on, Django answers its HTML technical pages (404, 500, a SuspiciousOperation's
   400) and never calls ``handler404`` / ``handler500``; a CSRF failure in a plain view and
   ``require_GET``'s 405 are HTML too. Those responses are replaced here.
+* An API answer that is data (JSON, an event stream) gets the strictest Content-Security-Policy, a constant:
+  it is never a page, so it may load nothing and be framed by nothing. django-csp (outside this middleware)
+  leaves a response that has one alone and builds the portal's policy only for pages, which spares the
+  hot path building a policy per response (~55 µs each).
 * A NUL in a query parameter is a 400 naming it: PostgreSQL's text cannot hold one, so a view passing it
   to a filter would answer 500. A cookie holding one (an octal escape in a quoted cookie value) is dropped,
   since the session middleware would look it up.
@@ -20,6 +24,8 @@ from controlplane.api import error_body
 
 # Paths whose every answer is JSON: the API and the health probes (the admin keeps Django's pages).
 JSON_PATHS = ("/api/", "/healthz", "/readyz")
+DATA_POLICY = "default-src 'none'; frame-ancestors 'none'"
+DATA_TYPES = ("application/json", "text/event-stream")
 
 _CODES = {
     400: "bad_request",
@@ -44,8 +50,12 @@ class HardeningMiddleware:
             return refused
         _drop_nul_cookies(request)
         response = self.get_response(request)
-        if request.path.startswith(JSON_PATHS) and response.status_code >= 400 and not _is_json(response):
-            return _json_error(request, response)
+        if not request.path.startswith(JSON_PATHS):
+            return response
+        if response.status_code >= 400 and not _is_json(response):
+            response = _json_error(request, response)
+        if response.get("Content-Type", "").startswith(DATA_TYPES):
+            response.headers.setdefault("Content-Security-Policy", DATA_POLICY)
         return response
 
 

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "observability.middleware.RequestIdMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
+    "csp.middleware.CSPMiddleware",  # CONTENT_SECURITY_POLICY, below; API data has its own (HardeningMiddleware)
     "controlplane.middleware.HardeningMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files in production (uvicorn serves no files)
@@ -81,7 +82,6 @@ MIDDLEWARE = [
     "core.audit.AuditContextMiddleware",  # the actor and address of audit-log entries
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",  # CONTENT_SECURITY_POLICY, below
 ]
 
 ROOT_URLCONF = "controlplane.urls"
