@@ -69,7 +69,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "observability.middleware.RequestIdMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
-    "csp.middleware.CSPMiddleware",  # CONTENT_SECURITY_POLICY, below; API data has its own (HardeningMiddleware)
+    "csp.middleware.CSPMiddleware",  # CONTENT_SECURITY_POLICY below; API data: HardeningMiddleware
     "controlplane.middleware.HardeningMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files in production (uvicorn serves no files)
