@@ -48,7 +48,9 @@ class Stack:
     log_dir: Path
 
 
-@pytest.fixture(scope="session")
+# Package scope: the stack and the browser end with the last browser test, so the rest of the suite never
+# runs beside Playwright's event loop or the DJANGO_ALLOW_ASYNC_UNSAFE it needs.
+@pytest.fixture(scope="package")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("browser")
     executor = start_executor(log_dir)
@@ -97,9 +99,9 @@ def app_on_executor(executor_row):
     return make
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(stack):
-    """One Chromium for the session. Playwright's sync API keeps an event loop in the test's thread while
+    """One Chromium for the browser tests. Playwright's sync API keeps an event loop in the test's thread while
     it lives: the tests' own ORM calls are synchronous and safe, but Django refuses them when it sees a
     running loop, so they are allowed for as long as the browser runs (after the test database exists)."""
     from playwright.sync_api import sync_playwright
@@ -174,6 +176,11 @@ def sign_in(browsing: Browsing, user) -> None:
     browsing.context.add_cookies(
         [{"name": settings.SESSION_COOKIE_NAME, "value": store.session_key, "url": browsing.base}]
     )
+
+
+def conversation_ready(page) -> None:
+    """Wait until the conversation page's scripts are attached (before them, Enter would not send)."""
+    page.wait_for_selector("#composer[data-ready]")
 
 
 def check_accessibility(page, *, context: str | None = None) -> None:

@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 
 from agents.models import Action
 from runs.models import Run, RunEvent, RunStatus
-from tests.browser.conftest import check_accessibility, sign_in
+from tests.browser.conftest import check_accessibility, conversation_ready, sign_in
 from tests.executor_support import wait_until
 from tests.factories import UserFactory, grant
 
@@ -38,6 +38,7 @@ def open_demo(browsing, user):
     page.goto("/portal/")
     page.locator('[data-app="demo"]').get_by_role("link", name="Start a conversation").click()
     expect(page).to_have_url(re.compile(r"/portal/apps/demo/new$"))
+    conversation_ready(page)
     return page
 
 

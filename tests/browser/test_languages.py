@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from agents.models import Action
-from tests.browser.conftest import check_accessibility, sign_in
+from tests.browser.conftest import check_accessibility, conversation_ready, sign_in
 from tests.factories import UserFactory, grant
 
 pytestmark = pytest.mark.slow
@@ -38,6 +38,7 @@ def test_a_chinese_browser_gets_the_store_and_the_conversation_in_chinese(
     expect(page.get_by_role("heading", name="应用商店")).to_be_visible()
     expect(page.locator("#store-status")).to_have_text("1 个应用")
     page.get_by_role("link", name="开始对话").click()
+    conversation_ready(page)
     page.get_by_label("消息").fill("总结本季度")
     page.get_by_role("button", name="发送").click()
     turn = page.locator(".turn").first
@@ -54,6 +55,7 @@ def test_a_refusal_from_the_api_is_shown_in_chinese(browsing, worker, demo, alic
     sign_in(browser, alice)
     page = browser.page()
     page.goto("/portal/apps/demo/new")
+    conversation_ready(page)
     page.get_by_label("消息").fill("一")
     page.get_by_role("button", name="发送").click()
     expect(page.locator(".turn .question-text")).to_be_visible()
@@ -83,6 +85,7 @@ def test_the_store_and_conversation_fit_a_phone(browsing, worker, demo, alice):
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 375
     page.get_by_role("link", name="Start a conversation").click()
+    conversation_ready(page)
     page.get_by_label("Message").fill("On a phone")
     page.keyboard.press("Enter")  # Enter sends
     expect(page.locator(".turn .question-text")).to_be_visible()

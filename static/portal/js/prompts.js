@@ -66,9 +66,13 @@ function fillAgainst(selected) {
   againstSelect.replaceChildren(...options);
 }
 
+let showing = 0; // a quicker second choice wins over a slower first answer
+
 async function show(number, against = null) {
+  const mine = ++showing;
   const query = against ? `?against=${against}` : "";
   const version = await api(`${base}${number}/${query}`);
+  if (mine !== showing) return;
   shown = version;
   detail.hidden = false;
   $("detail-heading").textContent = format(_("Version %(n)s"), { n: version.number });

@@ -98,10 +98,14 @@ function row(run) {
   );
 }
 
+let latest = 0; // filters change faster than answers come: only the last request's answer is shown
+
 async function load() {
+  const mine = ++latest;
   statusLine.textContent = _("Loading…");
   try {
     const data = await api(`/api/runs/?${apiQuery()}`);
+    if (mine !== latest) return;
     rows.replaceChildren(...data.results.map(row));
     const pages = Math.max(1, Math.ceil(data.count / PAGE_SIZE));
     previous.disabled = !data.previous;
@@ -111,6 +115,7 @@ async function load() {
       ? format(ngettext("%(n)s run", "%(n)s runs", data.count), { n: data.count })
       : _("No run matches.");
   } catch (error) {
+    if (mine !== latest) return;
     rows.replaceChildren();
     previous.disabled = page <= 1;
     next.disabled = true;

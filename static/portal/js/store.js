@@ -71,7 +71,10 @@ function card(app) {
   );
 }
 
+let latest = 0; // typing outruns the answers: only the last request's answer is shown
+
 async function load() {
+  const mine = ++latest;
   const query = new URLSearchParams({ page_size: "500" });
   const data = new FormData(filter);
   if (data.get("q")) query.set("q", data.get("q"));
@@ -79,6 +82,7 @@ async function load() {
   status.textContent = _("Loading…");
   try {
     const page = await api(`/api/apps/?${query}`);
+    if (mine !== latest) return;
     grid.replaceChildren(...page.results.map(card));
     for (const app of page.results) {
       if (app.category && !knownCategories.has(app.category)) {
@@ -90,6 +94,7 @@ async function load() {
       ? format(ngettext("%(n)s app", "%(n)s apps", page.count), { n: page.count })
       : _("No app matches.");
   } catch (error) {
+    if (mine !== latest) return;
     status.textContent = errorText(error);
   }
 }
