@@ -15,9 +15,11 @@ COPY run_queue run_queue
 COPY runs runs
 COPY files files
 COPY observability observability
+COPY portal portal
 COPY executor executor
 COPY templates templates
 COPY static static
+COPY locale locale
 COPY manage.py ./
 
 RUN pip install . \

@@ -104,3 +104,20 @@ def test_event_publishers_get_grip_url_and_env_example_points_it_at_pushpin(serv
     assert OURS[service]["environment"]["GRIP_URL"] == "${GRIP_URL:-}"  # off unless .env turns it on
     assert "# GRIP_URL=http://pushpin:5561" in (ROOT / ".env.example").read_text().splitlines()
     assert "GRIP_URL" in settings.ENVIRONMENT_VARIABLES
+
+
+def test_the_image_copies_every_package_and_the_translations():
+    """A package left out of the Dockerfile would import in tests and fail in production."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    copied = set(re.findall(r"^COPY (\S+) ", (root / "Dockerfile").read_text(), flags=re.M))
+    packages = {
+        name.rstrip("*")
+        for name in tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"][
+            "find"
+        ]["include"]
+    }
+    assert packages | {"templates", "static", "locale"} <= copied
