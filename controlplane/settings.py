@@ -297,8 +297,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # No badge fetched from validator.swagger.io: nothing leaves the project.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
-    # A run's status appears in several components (a run, a run in a list): one enum named for it.
-    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "runs.models.RunStatus"},
+    # A status appears in several components (a run and a run in a list; a question pending or answered):
+    # one enum named for each.
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "runs.models.RunStatus",
+        "HumanLoopStatusEnum": "runs.models.HumanLoopStatus",
+        "TodoStatusEnum": "runs.models.TodoStatus",
+    },
 }
 
 # --- run queue and worker ------------------------------------------------------------------------

@@ -101,9 +101,9 @@ def app_on_executor(executor_row):
 
 @pytest.fixture(scope="package")
 def browser(stack):
-    """One Chromium for the browser tests. Playwright's sync API keeps an event loop in the test's thread while
-    it lives: the tests' own ORM calls are synchronous and safe, but Django refuses them when it sees a
-    running loop, so they are allowed for as long as the browser runs (after the test database exists)."""
+    """One Chromium for the browser tests. Playwright's sync API keeps an event loop in the test's thread
+    while it lives: the tests' own ORM calls are synchronous and safe, but Django refuses them when it sees
+    a running loop, so they are allowed for as long as the browser runs (after the test database exists)."""
     from playwright.sync_api import sync_playwright
 
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
