@@ -10,8 +10,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from agents.access import can
 from agents.models import Action, App
+from agents.selectors import app_for
+from core.errors import DomainError
 from runs.selectors import readable_run, readable_session
 
 
@@ -35,9 +36,8 @@ def runs(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def prompts(request: HttpRequest, slug: str) -> HttpResponse:
-    app = App.objects.filter(slug=slug).first()
-    # prompt.edit implies seeing the app (every grant does): one check decides whether the page exists.
-    if app is None or not can(request.user, Action.PROMPT_EDIT, app):
+    app = _app(request, slug, Action.PROMPT_EDIT)
+    if app is None:
         return not_found(request)
     page = {"app": app.slug}
     return render(request, "portal/prompts.html", {"app": app, "page": page, "active_nav": "store"})
@@ -45,8 +45,8 @@ def prompts(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 def conversation_new(request: HttpRequest, slug: str) -> HttpResponse:
-    app = App.objects.filter(slug=slug).first()
-    if app is None or not can(request.user, Action.SEE, app):
+    app = _app(request, slug, Action.SEE)
+    if app is None:
         return not_found(request)
     page = {"session": None, "app": app.slug, "mine": True}
     return render(request, "portal/conversation.html", {"app": app, "page": page, "active_nav": "store"})
@@ -73,3 +73,11 @@ def run_page(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/inbox.html", {"active_nav": "inbox"})
+
+
+def _app(request: HttpRequest, slug: str, action: str) -> App | None:
+    """The app if the user may do ``action`` on it; a page answers the rest, seen or not, as not found."""
+    try:
+        return app_for(user=request.user, slug=slug, action=action)
+    except DomainError:
+        return None

@@ -24,8 +24,9 @@ def run_position(run_id) -> tuple[int, str] | None:
     return Run.objects.filter(pk=run_id).values_list("last_seq", "status").first()
 
 
-def may_read(user, run: Run) -> bool:
-    """Whether ``user`` may read ``run``: as ``Run.objects.visible_to``, without a query for their own run."""
+def may_read(user, run: Run | Session) -> bool:
+    """Whether ``user`` may read ``run`` (or a session, whose runs are its owner's, of its app): as
+    ``Run.objects.visible_to``, without a query for their own."""
     if not getattr(user, "is_authenticated", False):
         return False
     if user.is_superuser or run.user_id == user.pk:
@@ -40,11 +41,7 @@ def readable_run(user, run_id, *, related: tuple[str, ...] = ()) -> Run | None:
 
 
 def readable_session(user, session_id) -> Session | None:
-    """The session if ``user`` may read it (its owner, a superuser, or a holder of ``run.view_all`` on its
-    app), else None: the caller answers 404, as for a missing one."""
+    """The session if ``user`` may read it (by ``may_read``'s rule: a session's runs are all its owner's, of
+    its app), else None: the caller answers 404, as for a missing one."""
     session = Session.objects.select_related("app", "project", "user").filter(pk=session_id).first()
-    if session is None or not getattr(user, "is_authenticated", False):
-        return None
-    if user.is_superuser or session.user_id == user.pk:
-        return session
-    return session if apps_for(user, Action.RUN_VIEW_ALL).filter(pk=session.app_id).exists() else None
+    return session if session is not None and may_read(user, session) else None

@@ -19,8 +19,9 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.sessions.backends.db import SessionStore
 from playwright.sync_api import expect
 
+from agents.models import Action
 from tests.executor_support import ROOT, start_executor, stop_process, wait_until
-from tests.factories import AppFactory, ExecutorFactory
+from tests.factories import AppFactory, ExecutorFactory, UserFactory, grant
 from tests.stack import start_web, start_worker
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -97,6 +98,19 @@ def app_on_executor(executor_row):
         return AppFactory(playbook=playbook, executor=executor_row, **fields)
 
     return make
+
+
+@pytest.fixture
+def alice(transactional_db):
+    """A person who may use the ``demo`` app (most conversation tests' cast)."""
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def demo(app_on_executor, alice):
+    app = app_on_executor("demo", slug="demo", name="Demo agent")
+    grant(alice, Action.USE, app)
+    return app
 
 
 @pytest.fixture(scope="package")

@@ -19,18 +19,6 @@ from tests.factories import UserFactory, grant
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def alice(transactional_db):
-    return UserFactory(username="alice")
-
-
-@pytest.fixture
-def demo(app_on_executor, alice):
-    app = app_on_executor("demo", slug="demo", name="Demo agent")
-    grant(alice, Action.USE, app)
-    return app
-
-
 def open_demo(browsing, user):
     browser = browsing()
     sign_in(browser, user)

@@ -7,23 +7,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from agents.models import Action
 from tests.browser.conftest import check_accessibility, conversation_ready, sign_in
-from tests.factories import UserFactory, grant
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def alice(transactional_db):
-    return UserFactory(username="alice")
-
-
-@pytest.fixture
-def demo(app_on_executor, alice):
-    app = app_on_executor("demo", slug="demo", name="Demo agent")
-    grant(alice, Action.USE, app)
-    return app
 
 
 @pytest.mark.parametrize("accept", ["zh-CN", "zh"])

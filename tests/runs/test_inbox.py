@@ -20,21 +20,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 HINTS = re.compile(rb"^event: inbox\.changed\ndata: (.*)$", re.MULTILINE)
 
 
-@pytest.fixture
-def hub(monkeypatch):
-    fresh = live.LiveHub()
-    monkeypatch.setattr(live, "_hub", fresh)
-    return fresh
-
-
-@pytest.fixture
-def local(settings, hub):
-    """No Redis: publishing hands hints to this process's hub (as in standalone mode)."""
-    if hasattr(settings, "EVENTSTREAM_REDIS"):
-        del settings.EVENTSTREAM_REDIS
-    return hub
-
-
 def start_run(api_as, user, slug="asker") -> Run:
     AppFactory(slug=slug, name="The Asker")
     body = api_as(user).post("/api/runs/", {"app": slug}, format="json").json()

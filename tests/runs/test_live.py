@@ -27,21 +27,6 @@ EVENT = re.compile(rb"^event: (\S+)$", re.MULTILINE)
 
 
 @pytest.fixture
-def hub(monkeypatch):
-    fresh = live.LiveHub()
-    monkeypatch.setattr(live, "_hub", fresh)
-    return fresh
-
-
-@pytest.fixture
-def local(settings, hub):
-    """No Redis: publishing hands batches to this process's hub (as in standalone mode)."""
-    if hasattr(settings, "EVENTSTREAM_REDIS"):
-        del settings.EVENTSTREAM_REDIS
-    return hub
-
-
-@pytest.fixture
 def run(api_as, member):
     AppFactory(slug="demo")
     body = api_as(member).post("/api/runs/", {"app": "demo"}, format="json").json()
