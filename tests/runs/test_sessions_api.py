@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agents.models import Action
-from tests.factories import AppFactory, RunFactory, SessionFactory, UserFactory, grant
+from tests.factories import AppFactory, RunFactory, SessionFactory, grant
 
 
 def test_a_session_shows_its_runs_oldest_first_to_its_owner(api_as, owner):
