@@ -362,3 +362,72 @@ class AppSetting(models.Model):
     def __str__(self) -> str:
         subject = self.project or self.user or "default"
         return f"{self.app_id} settings ({self.scope}: {subject})"
+
+
+class AgentState(models.TextChoices):
+    UNKNOWN = "unknown", "Unknown"
+    IDLE = "idle", "Idle"
+    BUSY = "busy", "Busy"
+    WAITING_INPUT = "waiting_input", "Waiting for input"
+    ERROR = "error", "Error"
+    OFFLINE = "offline", "Offline"
+
+
+class ExecutorHealth(models.Model):
+    """What the agent-status monitor last learnt of an executor: whether it answered, and how many polls in
+    a row it has not (its agents turn ``offline`` after ``AGENT_STATUS_DEBOUNCE`` of them)."""
+
+    executor = models.OneToOneField(Executor, on_delete=models.CASCADE, related_name="health")
+    up = models.BooleanField(default=False)
+    failed_polls = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    last_poll_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True, help_text="Last poll it answered.")
+
+    class Meta:
+        verbose_name_plural = "executor health"
+
+    def __str__(self) -> str:
+        return f"{self.executor} ({'up' if self.up else 'down'})"
+
+
+class AgentStatus(models.Model):
+    """The debounced state of one agent on one executor (``GET /v1/agents``): ``state`` changes only after
+    ``AGENT_STATUS_DEBOUNCE`` equal observations in a row (``pending_state``, ``pending_count``)."""
+
+    executor = models.ForeignKey(Executor, on_delete=models.CASCADE, related_name="agent_statuses")
+    agent_id = models.CharField(max_length=200)
+    app = models.CharField(max_length=100, blank=True, help_text="The app's slug, as the executor names it.")
+    state = models.CharField(max_length=20, choices=AgentState.choices, default=AgentState.UNKNOWN)
+    detail = models.CharField(max_length=300, blank=True)
+    since = models.DateTimeField(help_text="When the current state was taken.")
+    observed_at = models.DateTimeField(help_text="The last poll that saw this agent (or its executor down).")
+    pending_state = models.CharField(max_length=20, choices=AgentState.choices, blank=True)
+    pending_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["executor", "agent_id"]
+        verbose_name_plural = "agent statuses"
+        constraints = [
+            models.UniqueConstraint(fields=["executor", "agent_id"], name="agents_status_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id} on {self.executor_id}: {self.state}"
+
+
+class AgentStatusChange(models.Model):
+    """The history: one row per change of an agent's stored state (append-only)."""
+
+    status = models.ForeignKey(AgentStatus, on_delete=models.CASCADE, related_name="changes")
+    previous = models.CharField(max_length=20, choices=AgentState.choices)
+    state = models.CharField(max_length=20, choices=AgentState.choices)
+    detail = models.CharField(max_length=300, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["status", "-at"], name="agents_status_change_at")]
+
+    def __str__(self) -> str:
+        return f"{self.previous} → {self.state} at {self.at:%Y-%m-%d %H:%M:%S}"
