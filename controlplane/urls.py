@@ -16,6 +16,7 @@ api: list[URLPattern | URLResolver] = [
     path("", include("rbac.urls")),
     path("", include("agents.urls")),
     path("", include("runs.urls")),
+    path("", include("observability.urls")),
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", login_required(SwaggerView.as_view(url_name="schema")), name="api-docs"),
     re_path(r"", api_not_found),  # last: whatever else is under /api/ is a JSON 404, whatever DEBUG says
