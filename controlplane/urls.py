@@ -25,6 +25,7 @@ api: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("", portal.home, name="home"),
     path("portal/", include("portal.urls")),
+    path("dashboard/", include("portal.dashboard_urls")),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the portal's language switch

@@ -1,5 +1,6 @@
-"""The portal's navigation: one entry per page family, in order. A later page (the operators' dashboard,
-the file browser) adds its entry here with the test that decides who sees it; the header renders the list."""
+"""The portal's navigation: one entry per page family, in order, each with the test that decides who sees
+it (the operators' dashboard: ``may_view_dashboard``); the header renders the list. A later page (the file
+browser) adds its entry here."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+
+from observability.access import may_view_dashboard
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,8 @@ NAV: list[NavEntry] = [
     NavEntry("store", _("App store"), "portal:store"),
     NavEntry("runs", _("Runs"), "portal:runs"),
     NavEntry("inbox", _("Inbox"), "portal:inbox"),
-    # Operators' pages (dashboard, traces) and the file browser go here.
+    NavEntry("dashboard", _("Dashboard"), "dashboard:home", shown_to=may_view_dashboard),
+    # The file browser goes here.
 ]
 
 

@@ -5,6 +5,8 @@ A page checks only what decides whether it exists for this user (a 404 page othe
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -13,6 +15,7 @@ from django.shortcuts import redirect, render
 from agents.models import Action, App
 from agents.selectors import app_for
 from core.errors import DomainError
+from observability.access import may_view_dashboard
 from runs.selectors import readable_run, readable_session
 
 
@@ -57,7 +60,12 @@ def conversation(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
     session = readable_session(request.user, session_id)
     if session is None:
         return not_found(request)
-    page = {"session": str(session.pk), "app": session.app.slug, "mine": session.user_id == request.user.pk}
+    page = {
+        "session": str(session.pk),
+        "app": session.app.slug,
+        "mine": session.user_id == request.user.pk,
+        "operator": may_view_dashboard(request.user),  # its runs link to their traces
+    }
     context = {"app": session.app, "session": session, "page": page, "active_nav": "store"}
     return render(request, "portal/conversation.html", context)
 
@@ -73,6 +81,36 @@ def run_page(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/inbox.html", {"active_nav": "inbox"})
+
+
+def operators_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The operators' pages: signed in, then the 404 page for whoever may not see the dashboard."""
+
+    @login_required
+    @wraps(view)
+    def page(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not may_view_dashboard(request.user):
+            return not_found(request)
+        return view(request, *args, **kwargs)
+
+    return page
+
+
+@operators_only
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/dashboard.html", {"active_nav": "dashboard"})
+
+
+@operators_only
+def traces(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/traces.html", {"active_nav": "dashboard"})
+
+
+@operators_only
+def trace(request: HttpRequest, trace_id: str) -> HttpResponse:
+    # Whether the trace exists is the API's to say (GET /api/traces/<id>): the page shows its answer.
+    context = {"trace_id": trace_id, "page": {"trace": trace_id}, "active_nav": "dashboard"}
+    return render(request, "portal/trace.html", context)
 
 
 def _app(request: HttpRequest, slug: str, action: str) -> App | None:

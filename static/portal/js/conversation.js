@@ -70,6 +70,25 @@ class RunView {
       this.error.textContent = error;
     }
     updateComposer();
+    if (page.operator && !ACTIVE.has(status) && !this.traceAsked) {
+      this.traceAsked = true;
+      this.linkTrace(this.live ? 2 : 0);
+    }
+  }
+
+  // An operator's finished run links to its waterfall, if the API has a trace for it (GET
+  // /api/runs/{id}/trace). Spans are written in batches: a run seen finishing may have none stored yet.
+  async linkTrace(retries) {
+    try {
+      const trace = await api(`/api/runs/${this.id}/trace`);
+      this.statusText.parentNode.append(
+        el("a", { class: "trace-link", href: `/dashboard/traces/${trace.trace_id}`, text: _("Trace") }),
+      );
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404 && retries > 0) {
+        window.setTimeout(() => this.linkTrace(retries - 1), 3000);
+      }
+    }
   }
 
   message(id) {
@@ -97,6 +116,7 @@ class RunView {
   }
 
   follow() {
+    this.live = true;
     // EventSource reconnects by itself, sending Last-Event-ID. When it gives up (an HTTP error, or a long
     // outage), a new one resumes from the last seq shown.
     this.close();
@@ -127,6 +147,7 @@ class RunView {
   async readStart(response) {
     const controller = new AbortController();
     const reading = { close: () => controller.abort() };
+    this.live = true;
     this.source = reading;
     let buffer = "";
     try {

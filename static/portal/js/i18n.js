@@ -23,3 +23,25 @@ const STATUS = {
   timed_out: () => _("timed out"),
 };
 export const statusLabel = (status) => (STATUS[status] ? STATUS[status]() : status);
+
+// A duration given in milliseconds (a span, a trace): milliseconds under a second, then seconds, minutes.
+export function formatMs(ms) {
+  if (ms === null || ms === undefined || Number.isNaN(Number(ms))) return "—";
+  const lang = document.documentElement.lang || undefined;
+  const number = (value, digits) => new Intl.NumberFormat(lang, { maximumFractionDigits: digits }).format(value);
+  if (ms < 1000) return format(_("%(ms)s ms"), { ms: number(ms, ms < 10 ? 2 : 1) });
+  if (ms < 60_000) return format(_("%(s)s s"), { s: number(ms / 1000, 2) });
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 3600) return format(_("%(m)s min %(s)s s"), { m: Math.floor(seconds / 60), s: seconds % 60 });
+  return format(_("%(h)s h %(m)s min"), { h: Math.floor(seconds / 3600), m: Math.floor((seconds % 3600) / 60) });
+}
+
+const AGENT_STATE = {
+  unknown: () => _("unknown"),
+  idle: () => _("idle"),
+  busy: () => _("busy"),
+  waiting_input: () => _("waiting for input"),
+  error: () => _("error"),
+  offline: () => _("offline"),
+};
+export const agentStateLabel = (state) => (AGENT_STATE[state] ? AGENT_STATE[state]() : state);
