@@ -1,5 +1,15 @@
 """The operators' API: traces, agent status, the health summary and the dead queue (``/api/...``)."""
 
-from django.urls import URLPattern, path  # noqa: F401  (entries are added by each part as it lands)
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from observability import agent_views
+
+urlpatterns: list[URLPattern] = [
+    path("agents/status", agent_views.AgentStatusListView.as_view(), name="agent-status"),
+    path(
+        "agents/status/<int:status_id>/history",
+        agent_views.AgentStatusHistoryView.as_view(),
+        name="agent-status-history",
+    ),
+    path("agents/events", agent_views.AgentEventsView.as_view(), name="agent-events"),
+]
