@@ -103,14 +103,15 @@ async function loadHealth() {
 const chipsList = $("agents");
 const chips = new Map(); // "<executor_id>/<agent_id>" → {node, since}
 let source = null;
+let lastEventId = "";
 let retryMs = 1000;
 let lostOnce = false;
-let healthTimer = 0;
+let followTimer = 0;
 
 const chipKey = (status) => `${status.executor_id}/${status.agent_id}`;
 
-// Both the list and the events say since when a state holds: whichever is older news is not shown, so a
-// list read while events arrive cannot undo them.
+// Both the list and the events say since when a state holds: older news than what is shown is not shown
+// (a list read again while events arrive cannot undo them).
 function showAgent(status) {
   const key = chipKey(status);
   const known = chips.get(key);
@@ -151,37 +152,56 @@ function insertChip(key, node) {
 
 const sortKey = (node) => `${node.dataset.executor}\u0000${node.dataset.agent}`;
 
+// The list, then the stream from the list's last_event_id: every change after the list, none missed. The
+// EventSource reconnects by itself, sending the last id it saw; when it gives up (an HTTP error), a new one
+// is opened later, less and less often, from that same id. A server that has lost its history (a restored
+// database) says stream-reset: the list is read again.
 async function loadAgents() {
-  try {
-    const data = await api("/api/agents/status");
-    for (const status of data.results) showAgent(status);
-    $("agents-empty").hidden = chips.size > 0;
-    chipsList.dataset.loaded = "true";
-  } catch (error) {
-    say($("agents-connection"), errorText(error));
-  }
+  const data = await api("/api/agents/status");
+  for (const status of data.results) showAgent(status);
+  $("agents-empty").hidden = chips.size > 0;
+  chipsList.dataset.loaded = "true";
+  lastEventId = data.last_event_id;
 }
 
-// The stream first, the list when it is open: a change made between the two is then in one or the other.
-// The EventSource reconnects by itself (sending Last-Event-ID, so the server replays what was missed); when
-// it gives up (an HTTP error), a new one is opened later, less and less often, and the list read again.
+async function startAgents() {
+  try {
+    await loadAgents();
+  } catch (error) {
+    say($("agents-connection"), errorText(error));
+    window.setTimeout(startAgents, retryMs);
+    retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+    return;
+  }
+  connect();
+}
+
 function connect() {
-  const opened = new EventSource("/api/agents/events");
+  const opened = new EventSource(`/api/agents/events?lastEventId=${encodeURIComponent(lastEventId)}`);
   source = opened;
   opened.addEventListener("open", () => {
     retryMs = 1000;
     say($("agents-connection"), lostOnce ? _("Reconnected.") : _("Live"));
-    loadAgents();
+    chipsList.dataset.live = "true";
   });
   opened.addEventListener("agent_status", (event) => {
+    lastEventId = event.lastEventId;
     showAgent(JSON.parse(event.data));
-    // The summary's counts follow the chips, a burst of changes costing one read.
-    window.clearTimeout(healthTimer);
-    healthTimer = window.setTimeout(loadHealth, 1000);
+    // The summary's counts and the runs follow the chips, a burst of changes costing one read of each.
+    window.clearTimeout(followTimer);
+    followTimer = window.setTimeout(() => {
+      loadHealth();
+      loadRuns();
+    }, 1000);
+  });
+  opened.addEventListener("stream-reset", (event) => {
+    lastEventId = event.lastEventId;
+    loadAgents().catch((error) => say($("agents-connection"), errorText(error)));
   });
   opened.addEventListener("error", () => {
     if (source !== opened) return;
     lostOnce = true;
+    delete chipsList.dataset.live;
     say($("agents-connection"), _("Connection lost. Reconnecting…"));
     if (opened.readyState !== EventSource.CLOSED) return;
     window.setTimeout(connect, retryMs);
@@ -215,6 +235,7 @@ async function loadRuns() {
   try {
     const data = await api(`/api/runs/?scope=visible&page_size=${RECENT_RUNS}`);
     $("recent-rows").replaceChildren(...data.results.map(runRow));
+    $("recent-table").hidden = !data.results.length;
     say($("recent-status"), data.count ? format(_("The latest %(shown)s of %(n)s."), { shown: data.results.length, n: data.count }) : _("No run yet."));
   } catch (error) {
     say($("recent-status"), errorText(error));
@@ -253,6 +274,6 @@ function refresh() {
 }
 
 refresh();
-connect();
+startAgents();
 window.setInterval(refresh, REFRESH_MS);
 document.addEventListener("visibilitychange", refresh);
