@@ -1,5 +1,10 @@
 """The operators' API: traces, agent status, the health summary and the dead queue (``/api/...``)."""
 
-from django.urls import URLPattern, path  # noqa: F401  (entries are added by each part as it lands)
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from observability import health_views
+
+urlpatterns: list[URLPattern] = [
+    path("health/summary", health_views.HealthSummaryView.as_view(), name="health-summary"),
+    path("queue/dead", health_views.DeadEntriesView.as_view(), name="queue-dead"),
+]
