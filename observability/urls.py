@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, path
 
-from observability import agent_views
+from observability import agent_views, health_views
 
 urlpatterns: list[URLPattern] = [
     path("agents/status", agent_views.AgentStatusListView.as_view(), name="agent-status"),
@@ -12,4 +12,6 @@ urlpatterns: list[URLPattern] = [
         name="agent-status-history",
     ),
     path("agents/events", agent_views.AgentEventsView.as_view(), name="agent-events"),
+    path("health/summary", health_views.HealthSummaryView.as_view(), name="health-summary"),
+    path("queue/dead", health_views.DeadEntriesView.as_view(), name="queue-dead"),
 ]
