@@ -5,18 +5,31 @@ waterfall of a finished run, the 404 page and no nav entry for anyone else, and 
 from __future__ import annotations
 
 import itertools
+import re
+from datetime import timedelta
 
 import pytest
 import requests
+from django.utils import timezone
 from playwright.sync_api import expect
 from rest_framework.authtoken.models import Token
 
-from agents.models import Action
+from agents.models import Action, ExecutorHealth
 from observability.agent_status import AgentStatusMonitor
 from observability.models import OperatorAction, OperatorGrant
+from run_queue.models import QueueEntry, State
+from runs.models import RunStatus
 from tests.browser.conftest import check_accessibility, sign_in
 from tests.executor_support import wait_until
-from tests.factories import RoleBindingFactory, RoleFactory, UserFactory, grant
+from tests.factories import (
+    AppFactory,
+    ExecutorFactory,
+    RoleBindingFactory,
+    RoleFactory,
+    RunFactory,
+    UserFactory,
+    grant,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -115,3 +128,66 @@ def test_an_operator_finds_the_dashboard_in_the_nav(browsing, operator):
     expect(page.locator('[data-nav="dashboard"]')).to_have_attribute("aria-current", "page")
     page.get_by_role("navigation", name="Operators' pages").get_by_role("link", name="Traces").click()
     expect(page.get_by_role("heading", name="Traces", exact=True)).to_be_visible()
+
+
+def test_the_dashboard_shows_the_health_summary_recent_runs_and_dead_entries(browsing, operator):
+    down = ExecutorFactory(name="gpu-box")
+    ExecutorHealth.objects.create(executor=down, up=False, failed_polls=4, last_error="connect: refused")
+    app = AppFactory(slug="notes", name="Notes", executor=down)
+    grant(operator, Action.RUN_VIEW_ALL, app)
+    started = timezone.now() - timedelta(minutes=5)
+    RunFactory(
+        app=app,
+        user=UserFactory(username="owner"),
+        status=RunStatus.SUCCEEDED,
+        started_at=started,
+        finished_at=started + timedelta(milliseconds=2500),
+    )
+    dead = RunFactory(app=app, user=operator, status=RunStatus.FAILED, started_at=started)
+    QueueEntry.objects.create(
+        run_id=dead.pk,
+        state=State.DEAD,
+        attempts=5,
+        last_error_class="executor_unavailable",
+        last_error_detail="gpu-box did not answer",
+    )
+    browser = browsing()
+    sign_in(browser, operator)
+    page = browser.page()
+    page.goto("/dashboard/")
+    executors = page.locator('[data-health="executors"]')
+    expect(executors.locator(".figure")).to_have_text("0 up, 1 down")
+    expect(executors).to_have_class(re.compile(r"\btrouble\b"))
+    expect(executors.locator('li[data-executor="gpu-box"]')).to_contain_text("connect: refused")
+    queue = page.locator('[data-health="queue"]')
+    expect(queue.locator('li[data-count="dead"] .count-value')).to_have_text("1")
+    runs = page.locator('[data-health="runs"]')
+    expect(runs.locator(".figure")).to_have_text("2 runs")
+    expect(runs.locator('li[data-count="failed"]')).to_contain_text("failed")
+    expect(page.locator("#health-reconciler-age")).to_have_text("Last pass: never")
+    recent = page.locator("#recent-rows tr")
+    expect(recent).to_have_count(2)
+    succeeded = page.locator("#recent-rows tr", has_text="succeeded")
+    expect(succeeded).to_contain_text("2.5 s")
+    expect(succeeded).to_contain_text("owner")
+    row = page.locator(f'#dead-rows tr[data-run="{dead.pk}"]')
+    expect(row).to_contain_text("executor_unavailable: gpu-box did not answer")
+    expect(row.get_by_role("link", name="Open the dead run of notes")).to_have_attribute(
+        "href", f"/portal/runs/{dead.pk}"
+    )
+    check_accessibility(page)
+
+
+def test_the_dashboard_speaks_chinese(browsing, operator):
+    app = AppFactory(slug="notes", name="Notes")
+    grant(operator, Action.RUN_VIEW_ALL, app)
+    RunFactory(app=app, user=operator, status=RunStatus.SUCCEEDED)
+    browser = browsing(locale="zh-CN")
+    sign_in(browser, operator)
+    page = browser.page()
+    page.goto("/dashboard/")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+    expect(page.locator("#recent-rows tr .status")).to_have_text("成功")
+    expect(page.get_by_role("columnheader", name="耗时").first).to_be_visible()
+    expect(page.locator("#health-reconciler-age")).not_to_have_text("—")
+    check_accessibility(page)

@@ -211,8 +211,10 @@ function connect() {
 
 // --- recent runs and dead entries ---------------------------------------------------------------------
 
+const ACTIVE = new Set(["queued", "running", "waiting_human"]);
+
 function runDuration(run) {
-  if (!run.started_at) return "—";
+  if (!run.started_at || (!run.finished_at && !ACTIVE.has(run.status))) return "—";
   const end = run.finished_at ? new Date(run.finished_at) : new Date();
   return formatMs(Math.max(0, end - new Date(run.started_at)));
 }
@@ -244,14 +246,18 @@ async function loadRuns() {
 
 function deadRow(entry) {
   const error = [entry.last_error_class, entry.last_error_detail].filter(Boolean).join(": ");
+  // A run pruned since has no app and no page left.
+  const open = entry.app
+    ? el("a", { href: `/portal/runs/${entry.run_id}`, "aria-label": format(_("Open the dead run of %(app)s"), { app: entry.app }), text: _("Open") })
+    : null;
   return el(
     "tr",
     { "data-run": entry.run_id },
-    el("td", { text: entry.app }),
-    el("td", { text: String(entry.attempts) }),
+    el("td", { text: entry.app || "—" }),
+    el("td", { class: "number", text: String(entry.attempts) }),
     el("td", { class: "dead-error", text: error || "—" }),
     el("td", {}, el("time", { datetime: entry.updated_at, text: formatDate(entry.updated_at) })),
-    el("td", {}, el("a", { href: `/portal/runs/${entry.run_id}`, "aria-label": format(_("Open the dead run of %(app)s"), { app: entry.app }), text: _("Open") })),
+    el("td", {}, open),
   );
 }
 
