@@ -16,7 +16,7 @@ from rest_framework.authtoken.models import Token
 
 from agents.models import Action, ExecutorHealth
 from observability.agent_status import AgentStatusMonitor
-from observability.models import OperatorAction, OperatorGrant
+from observability.models import OperatorAction, OperatorGrant, Span
 from run_queue.models import QueueEntry, State
 from runs.models import RunStatus
 from tests.browser.conftest import check_accessibility, sign_in
@@ -191,3 +191,157 @@ def test_the_dashboard_speaks_chinese(browsing, operator):
     expect(page.get_by_role("columnheader", name="耗时").first).to_be_visible()
     expect(page.locator("#health-reconciler-age")).not_to_have_text("—")
     check_accessibility(page)
+
+
+def stored_trace(run, *, origin) -> list[Span]:
+    """A run's trace as the exporters store it, from three processes: the API's root span, the queue,
+    the worker's drive with a failed executor call and its retry, then the stream followed."""
+    web, worker = "web@box:100", "worker@box:200"
+
+    def span(span_id, parent, name, start_ms, duration_ms, process, **fields):
+        start = origin + timedelta(milliseconds=start_ms)
+        return Span(
+            trace_id=run.trace_id,
+            span_id=span_id,
+            parent_id=parent,
+            name=name,
+            start=start,
+            end=start + timedelta(milliseconds=duration_ms),
+            duration_us=int(duration_ms * 1000),
+            process=process,
+            attributes={"run.id": str(run.pk), **fields.pop("attributes", {})},
+            **fields,
+        )
+
+    return Span.objects.bulk_create(
+        [
+            span("a000000000000001", "", "run.start", 0, 1000, web, kind="server"),
+            span("a000000000000002", "a000000000000001", "queue.enqueue", 10, 5, web, kind="producer"),
+            span("a000000000000003", "a000000000000001", "queue.claim", 50, 8, worker, kind="consumer"),
+            span("a000000000000004", "a000000000000003", "run.drive", 60, 900, worker),
+            span(
+                "a000000000000005",
+                "a000000000000004",
+                "executor.start_run",
+                70,
+                200,
+                worker,
+                kind="client",
+                status="error",
+                status_message="executor_unavailable: connection refused",
+                attributes={"executor.name": "gpu-box", "error.type": "executor_unavailable"},
+            ),
+            span(
+                "a000000000000006",
+                "a000000000000004",
+                "executor.start_run",
+                300,
+                100,
+                worker,
+                kind="client",
+                status="ok",
+                attributes={"executor.name": "gpu-box", "http.response.status_code": 201},
+            ),
+            span(
+                "a000000000000007",
+                "a000000000000004",
+                "run.follow",
+                410,
+                540,
+                worker,
+                attributes={"events.received": 12, "events.stored": 12},
+            ),
+        ]
+    )
+
+
+def test_the_trace_list_filters_and_the_waterfall_shows_the_spans(browsing, operator):
+    app = AppFactory(slug="notes", name="Notes")
+    origin = timezone.now() - timedelta(minutes=2)
+    run = RunFactory(
+        app=app, status=RunStatus.SUCCEEDED, started_at=origin, finished_at=origin + timedelta(seconds=1)
+    )
+    stored_trace(run, origin=origin)
+    browser = browsing()
+    sign_in(browser, operator)
+    page = browser.page()
+    page.goto("/dashboard/traces/")
+    row = page.locator(f'#traces-rows tr[data-trace="{run.trace_id}"]')
+    expect(row).to_contain_text("notes")
+    expect(row).to_contain_text("succeeded")
+    expect(row.locator("td").nth(4)).to_have_text("7")
+    expect(row.locator("td").nth(5)).to_have_text("1")
+    page.get_by_label("Status").select_option("failed")
+    expect(page.locator("#traces-status-line")).to_have_text("No trace matches.")
+    expect(page).to_have_url(re.compile(r"status=failed"))
+    page.get_by_label("Status").select_option("")
+    page.get_by_label("At least (ms)").fill("5000")
+    filters = page.get_by_role("search", name="Filter traces")
+    filters.get_by_role("button", name="Apply").click()
+    expect(page.locator("#traces-rows tr")).to_have_count(0)
+    page.get_by_label("At least (ms)").fill("")
+    page.get_by_label("At most (ms)").fill("5000")
+    page.get_by_label("App").fill("notes")
+    filters.get_by_role("button", name="Apply").click()
+    expect(row).to_be_visible()
+    check_accessibility(page)
+
+    row.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(rf"/dashboard/traces/{run.trace_id}$"))
+    expect(page.locator("#waterfall[data-ready]")).to_be_attached()
+    rows = page.locator("#waterfall .span-row")
+    expect(rows).to_have_count(7)
+    names = [name.strip() for name in page.locator("#waterfall .span-name").all_inner_texts()]
+    assert names == [
+        "run.start",
+        "queue.enqueue",
+        "queue.claim",
+        "run.drive",
+        "executor.start_run",
+        "executor.start_run",
+        "run.follow",
+    ]
+    depths = [rows.nth(n).get_attribute("data-depth") for n in range(7)]
+    assert depths == ["0", "1", "1", "2", "3", "3", "3"]
+    failed = page.locator("#span-a000000000000005")
+    expect(failed).to_have_class(re.compile(r"\berror\b"))
+    expect(failed.locator(".span-error")).to_have_text("error")
+    expect(page.locator("#waterfall .span-error")).to_have_count(1)
+    expect(failed.locator(".span-duration")).to_have_text("200 ms")
+    expect(page.locator("#trace-duration")).to_have_text("1 s")
+    # Bars on the trace's time line: the failed call starts 7 % in and lasts a fifth of the trace.
+    track = page.locator("#span-a000000000000005 .span-track").bounding_box()
+    bar = page.locator("#span-a000000000000005 .span-bar").bounding_box()
+    assert abs((bar["x"] - track["x"]) / track["width"] - 0.07) < 0.01
+    assert abs(bar["width"] / track["width"] - 0.2) < 0.01
+    root = page.locator("#span-a000000000000001 .span-bar").bounding_box()
+    assert abs(root["width"] / track["width"] - 1) < 0.01
+
+    failed.get_by_role("button").click()
+    expect(failed.get_by_role("button")).to_have_attribute("aria-pressed", "true")
+    detail = page.locator("#span-detail")
+    expect(detail.locator(".span-detail-name")).to_have_text("executor.start_run")
+    expect(detail).to_contain_text("error — executor_unavailable: connection refused")
+    expect(detail).to_contain_text("worker@box:200")
+    attributes = detail.locator(".span-attributes")
+    expect(attributes.get_by_role("row", name="error.type")).to_contain_text("executor_unavailable")
+    expect(attributes.get_by_role("row", name="run.id")).to_contain_text(str(run.pk))
+    page.locator("#span-a000000000000007").get_by_role("button").click()
+    expect(detail.locator(".span-attributes").get_by_role("row", name="events.received")).to_contain_text("12")
+    expect(failed.get_by_role("button")).to_have_attribute("aria-pressed", "false")
+    expect(page).to_have_url(re.compile(r"#span-a000000000000007$"))
+    page.reload()  # the chosen span is in the address
+    expect(detail.locator(".span-detail-name")).to_have_text("run.follow")
+    expect(page.locator("#trace-run").get_by_role("link", name="notes")).to_have_attribute(
+        "href", f"/portal/runs/{run.pk}"
+    )
+    check_accessibility(page)
+
+
+def test_an_unknown_trace_says_so(browsing, operator):
+    browser = browsing()
+    sign_in(browser, operator)
+    page = browser.page()
+    page.goto("/dashboard/traces/0af7651916cd43dd8448eb211c80319c")
+    expect(page.locator("#trace-status")).to_have_text("There is no such trace, or none you may see.")
+    expect(page.locator("#waterfall .span-row")).to_have_count(0)
