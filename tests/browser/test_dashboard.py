@@ -327,7 +327,8 @@ def test_the_trace_list_filters_and_the_waterfall_shows_the_spans(browsing, oper
     expect(attributes.get_by_role("row", name="error.type")).to_contain_text("executor_unavailable")
     expect(attributes.get_by_role("row", name="run.id")).to_contain_text(str(run.pk))
     page.locator("#span-a000000000000007").get_by_role("button").click()
-    expect(detail.locator(".span-attributes").get_by_role("row", name="events.received")).to_contain_text("12")
+    received = detail.locator(".span-attributes").get_by_role("row", name="events.received")
+    expect(received).to_contain_text("12")
     expect(failed.get_by_role("button")).to_have_attribute("aria-pressed", "false")
     expect(page).to_have_url(re.compile(r"#span-a000000000000007$"))
     page.reload()  # the chosen span is in the address
