@@ -390,6 +390,12 @@ API_MAX_BODY_BYTES = env.integer("API_MAX_BODY_BYTES", EXECUTOR_MAX_BODY_BYTES, 
 # Generation-0 threshold of the garbage collector in web processes (0 keeps Python's default of 700).
 WEB_GC_THRESHOLD = env.integer("WEB_GC_THRESHOLD", 50_000, minimum=0)
 
+# --- metrics (/metrics, Prometheus text: observability.metrics) ---------------------------------------
+# Who may scrape: a bearer token (compared in constant time), client addresses or networks (the address as
+# TRUSTED_PROXIES computes it), or both (then a scrape must pass both). With neither, /metrics is a 404.
+METRICS_TOKEN = env.string("METRICS_TOKEN")
+METRICS_ALLOW_IPS = env.networks("METRICS_ALLOW_IPS", [])
+
 # --- logging --------------------------------------------------------------------------------------
 LOG_FORMAT = env.choice("LOG_FORMAT", "console", {"console", "json"})
 LOG_LEVEL = env.choice("LOG_LEVEL", "info", {"debug", "info", "warning", "error"}).upper()

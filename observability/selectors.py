@@ -24,7 +24,7 @@ from django.db.models.functions import Now
 from agents.models import AgentState, AgentStatus, Executor
 from observability.models import ReconcilerHeartbeat, Span, SpanStatus
 from run_queue.models import QueueEntry, State
-from runs.models import ACTIVE_STATUSES, Run, RunStatus
+from runs.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus
 
 RECENT = timedelta(hours=1)
 # Upper bounds (seconds) of the run-duration histogram's buckets; +Inf is added.
@@ -81,7 +81,7 @@ def runs_recent_by_status(now: datetime) -> dict[str, int]:
 class RunFigures:
     active: dict[str, int]  # runs queued, running or waiting on a person now
     started: dict[str, int]  # runs created in the last hour, by current status
-    finished: dict[str, int]  # runs finished in the last hour, by status
+    finished: dict[str, int]  # runs finished in the last hour, by (terminal) status
     durations: list[int]  # cumulative counts of finished runs per DURATION_BUCKETS bound, then +Inf
     duration_sum_s: float
 
@@ -98,6 +98,7 @@ def run_figures(now: datetime) -> RunFigures:
         aggregates[f"active_{status}"] = Count("pk", filter=Q(status=status))
     for status in RunStatus:
         aggregates[f"started_{status}"] = Count("pk", filter=started & Q(status=status))
+    for status in TERMINAL_STATUSES:
         aggregates[f"finished_{status}"] = Count("pk", filter=finished & Q(status=status))
     for index, bound in enumerate(DURATION_BUCKETS):
         aggregates[f"le_{index}"] = Count("pk", filter=timed & Q(duration__lte=timedelta(seconds=bound)))
@@ -112,7 +113,7 @@ def run_figures(now: datetime) -> RunFigures:
     return RunFigures(
         active={status: row[f"active_{status}"] for status in ACTIVE_STATUSES},
         started={status: row[f"started_{status}"] for status in RunStatus},
-        finished={status: row[f"finished_{status}"] for status in RunStatus},
+        finished={status: row[f"finished_{status}"] for status in TERMINAL_STATUSES},
         durations=[row[f"le_{index}"] for index in range(len(DURATION_BUCKETS))] + [row["le_inf"]],
         duration_sum_s=row["duration_sum"].total_seconds() if row["duration_sum"] else 0.0,
     )
