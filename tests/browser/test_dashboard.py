@@ -346,3 +346,57 @@ def test_an_unknown_trace_says_so(browsing, operator):
     page.goto("/dashboard/traces/0af7651916cd43dd8448eb211c80319c")
     expect(page.locator("#trace-status")).to_have_text("There is no such trace, or none you may see.")
     expect(page.locator("#waterfall .span-row")).to_have_count(0)
+
+
+def test_an_operators_run_links_to_its_trace_when_it_has_one(browsing, operator):
+    app = AppFactory(slug="notes", name="Notes")
+    grant(operator, Action.USE, app)
+    origin = timezone.now() - timedelta(minutes=2)
+    traced = RunFactory(app=app, user=operator, status=RunStatus.SUCCEEDED, started_at=origin)
+    stored_trace(traced, origin=origin)
+    untraced = RunFactory(app=app, user=operator, session=traced.session, status=RunStatus.SUCCEEDED)
+    browser = browsing()
+    sign_in(browser, operator)
+    page = browser.page()
+    page.goto(f"/portal/runs/{traced.pk}")
+    link = page.locator(f"#run-{traced.pk} .run-status").get_by_role("link", name="Trace")
+    expect(link).to_have_attribute("href", f"/dashboard/traces/{traced.trace_id}")
+    expect(page.locator(f"#run-{untraced.pk} .run-status .status")).to_have_text("succeeded")
+    expect(page.locator(f"#run-{untraced.pk} .trace-link")).to_have_count(0)
+    link.click()
+    expect(page.locator("#waterfall .span-row")).to_have_count(7)
+
+
+def test_a_member_sees_no_trace_link_on_their_run(browsing, alice):
+    app = AppFactory(slug="notes", name="Notes")
+    grant(alice, Action.USE, app)
+    origin = timezone.now() - timedelta(minutes=2)
+    run = RunFactory(app=app, user=alice, status=RunStatus.SUCCEEDED, started_at=origin)
+    stored_trace(run, origin=origin)
+    browser = browsing()
+    sign_in(browser, alice)
+    page = browser.page()
+    page.goto(f"/portal/runs/{run.pk}")
+    expect(page.locator(f"#run-{run.pk} .run-status .status")).to_have_text("succeeded")
+    expect(page.locator(".trace-link")).to_have_count(0)
+
+
+def test_the_waterfall_fits_a_phone_and_speaks_chinese(browsing, operator):
+    origin = timezone.now() - timedelta(minutes=2)
+    run = RunFactory(app=AppFactory(slug="notes"), status=RunStatus.SUCCEEDED, started_at=origin)
+    stored_trace(run, origin=origin)
+    browser = browsing(locale="zh-CN", viewport={"width": 375, "height": 740})
+    sign_in(browser, operator)
+    page = browser.page()
+    page.goto(f"/dashboard/traces/{run.trace_id}")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+    expect(page.locator("#waterfall .span-row")).to_have_count(7)
+    expect(page.locator("#trace-run .status")).to_have_text("成功")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
+    page.locator("#span-a000000000000005").get_by_role("button").click()
+    expect(page.locator("#span-detail .span-detail-name")).to_have_text("executor.start_run")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
+    check_accessibility(page)
+    page.goto("/dashboard/traces/")
+    expect(page.locator(f'#traces-rows tr[data-trace="{run.trace_id}"] .status')).to_have_text("成功")
+    check_accessibility(page)
