@@ -23,7 +23,7 @@ function say(node, text) {
 
 function ago(seconds) {
   if (seconds === null || seconds === undefined) return _("never");
-  return format(_("%(duration)s ago"), { duration: formatMs(seconds * 1000) });
+  return format(_("%(duration)s ago"), { duration: formatMs(Math.round(seconds) * 1000) });
 }
 
 function counts(list, entries) {
@@ -62,7 +62,7 @@ function showHealth(summary) {
     [_("ready"), queue.ready, "ready"],
     [_("parked"), queue.parked, "parked"],
     [_("dead"), queue.dead, "dead"],
-    [_("oldest ready"), queue.oldest_ready_age_s === null ? "—" : formatMs(queue.oldest_ready_age_s * 1000), "oldest"],
+    [_("oldest ready"), queue.oldest_ready_age_s === null ? "—" : formatMs(Math.round(queue.oldest_ready_age_s) * 1000), "oldest"],
   ]);
   flag("queue", queue.dead > 0);
 
