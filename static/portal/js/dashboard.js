@@ -23,6 +23,7 @@ function say(node, text) {
 
 function ago(seconds) {
   if (seconds === null || seconds === undefined) return _("never");
+  if (seconds < 1) return _("just now");
   return format(_("%(duration)s ago"), { duration: formatMs(Math.round(seconds) * 1000) });
 }
 
