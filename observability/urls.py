@@ -1,5 +1,11 @@
 """The operators' API: traces, agent status, the health summary and the dead queue (``/api/...``)."""
 
-from django.urls import URLPattern, path  # noqa: F401  (entries are added by each part as it lands)
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from observability import trace_views
+
+urlpatterns = [
+    path("traces/", trace_views.TraceListView.as_view(), name="traces"),
+    path("traces/<str:trace_id>", trace_views.TraceDetailView.as_view(), name="trace-detail"),
+    path("runs/<uuid:run_id>/trace", trace_views.RunTraceView.as_view(), name="run-trace"),
+]
