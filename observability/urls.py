@@ -2,9 +2,12 @@
 
 from django.urls import URLPattern, path
 
-from observability import agent_views, health_views
+from observability import agent_views, health_views, trace_views
 
 urlpatterns: list[URLPattern] = [
+    path("traces/", trace_views.TraceListView.as_view(), name="traces"),
+    path("traces/<str:trace_id>", trace_views.TraceDetailView.as_view(), name="trace-detail"),
+    path("runs/<uuid:run_id>/trace", trace_views.RunTraceView.as_view(), name="run-trace"),
     path("agents/status", agent_views.AgentStatusListView.as_view(), name="agent-status"),
     path(
         "agents/status/<int:status_id>/history",
