@@ -51,7 +51,7 @@ def conversation_new(request: HttpRequest, slug: str) -> HttpResponse:
     app = _app(request, slug, Action.SEE)
     if app is None:
         return not_found(request)
-    page = {"session": None, "app": app.slug, "mine": True}
+    page = {"session": None, "app": app.slug, "mine": True, "operator": may_view_dashboard(request.user)}
     return render(request, "portal/conversation.html", {"app": app, "page": page, "active_nav": "store"})
 
 

@@ -18,8 +18,8 @@ from agents.models import Action, ExecutorHealth
 from observability.agent_status import AgentStatusMonitor
 from observability.models import OperatorAction, OperatorGrant, Span
 from run_queue.models import QueueEntry, State
-from runs.models import RunStatus
-from tests.browser.conftest import check_accessibility, sign_in
+from runs.models import Run, RunStatus
+from tests.browser.conftest import check_accessibility, conversation_ready, sign_in
 from tests.executor_support import wait_until
 from tests.factories import (
     AppFactory,
@@ -190,6 +190,68 @@ def test_the_dashboard_speaks_chinese(browsing, operator):
     expect(page.locator("#recent-rows tr .status")).to_have_text("成功")
     expect(page.get_by_role("columnheader", name="耗时").first).to_be_visible()
     expect(page.locator("#health-reconciler-age")).not_to_have_text("—")
+    check_accessibility(page)
+
+
+REAL_RUN_SPANS = {
+    "run.start",
+    "queue.enqueue",
+    "queue.claim",
+    "run.drive",
+    "executor.start_run",
+    "executor.events",
+    "executor.send_input",
+    "run.follow",
+    "human.reply",
+}
+
+
+def test_the_waterfall_of_a_finished_run_shows_its_spans_from_the_web_process_and_the_worker(
+    browsing, stack, worker, app_on_executor, operator
+):
+    app = app_on_executor("demo", slug=f"traced-{next(_slugs)}", name="Traced agent")
+    grant(operator, Action.USE, app)
+    browser = browsing()
+    sign_in(browser, operator)
+    page = browser.page()
+    page.goto(f"/portal/apps/{app.slug}/new")
+    conversation_ready(page)
+    page.get_by_label("Message").fill("trace me")
+    page.get_by_role("button", name="Send").click()
+    turn = page.locator(".turn").first
+    turn.get_by_role("button", name="approve").click()
+    expect(turn.locator(".run-status .status")).to_have_text("succeeded")
+    run = Run.objects.get(pk=turn.get_attribute("data-run"))
+
+    def stored() -> int | None:
+        # Each process exports its spans in batches: wait for the last of both (the second drive's).
+        names = list(Span.objects.filter(trace_id=run.trace_id).values_list("name", flat=True))
+        complete = set(names) >= REAL_RUN_SPANS and names.count("run.drive") == 2
+        return len(names) if complete else None
+
+    count = wait_until(stored, timeout=30, what="the run's spans in the table")
+    link = turn.locator(".run-status").get_by_role("link", name="Trace")
+    expect(link).to_have_attribute("href", f"/dashboard/traces/{run.trace_id}")
+    link.click()
+    rows = page.locator("#waterfall .span-row")
+    expect(rows).to_have_count(count)
+    expect(rows.first.locator(".span-name")).to_have_text("run.start")
+    expect(rows.first).to_have_attribute("data-depth", "0")
+    assert all(rows.nth(n).get_attribute("data-depth") != "0" for n in range(1, count))
+    names = {name.strip() for name in page.locator("#waterfall .span-name").all_inner_texts()}
+    assert names == set(Span.objects.filter(trace_id=run.trace_id).values_list("name", flat=True))
+    expect(page.locator("#trace-run .status")).to_have_text("succeeded")
+    detail = page.locator("#span-detail")
+    rows.first.get_by_role("button").click()
+    expect(detail).to_contain_text("web@")
+    root_attributes = detail.locator(".span-attributes")
+    expect(root_attributes.get_by_role("row", name="run.id")).to_contain_text(str(run.pk))
+    page.locator(".span-row", has_text="run.drive").first.get_by_role("button").click()
+    expect(detail.locator(".span-detail-name")).to_have_text("run.drive")
+    expect(detail).to_contain_text("worker@")
+    page.locator(".span-row", has_text="executor.start_run").get_by_role("button").click()
+    attributes = detail.locator(".span-attributes")
+    expect(attributes.get_by_role("row", name="executor.name")).to_contain_text("browser-executor")
     check_accessibility(page)
 
 

@@ -6,12 +6,13 @@ import { api, errorText } from "./api.js";
 import { _, format, formatDate, formatMs, statusLabel } from "./i18n.js";
 import { el, pageData } from "./dom.js";
 
-const TICKS = [0, 0.25, 0.5, 0.75, 1];
+const PROCESS_COLOURS = 4; // portal.css: .process-0 to .process-3
 const SPAN_STATUS = { ok: () => _("ok"), error: () => _("error"), unset: () => _("unset") };
 const page = pageData();
 const statusLine = document.getElementById("trace-status");
 const waterfall = document.getElementById("waterfall");
 const axis = document.getElementById("waterfall-axis");
+const legend = document.getElementById("waterfall-legend");
 const detailEmpty = document.getElementById("span-detail-empty");
 const detailBody = document.getElementById("span-detail-body");
 const lang = document.documentElement.lang || undefined;
@@ -41,19 +42,35 @@ function showSummary(trace) {
   document.getElementById("trace-summary").hidden = false;
 }
 
+// Ticks at round values (1, 2 or 5 times a power of ten) that fit the trace, placed on its time line.
 function drawAxis(total) {
+  const rough = total / 4;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((candidate) => candidate >= rough);
   const track = el("span", { class: "axis-track" });
-  for (const at of TICKS) {
-    const tick = el("span", { class: "tick", text: formatMs(total * at) });
-    tick.style.setProperty("--at", percent(at, 1));
+  for (let at = 0; at <= total + step * 1e-9; at += step) {
+    const tick = el("span", { class: "tick", text: formatMs(Number(at.toPrecision(12))) });
+    tick.style.setProperty("--at", percent(at, total));
     track.append(tick);
   }
   axis.replaceChildren(track);
 }
 
-function spanRow(span, total) {
+// Each process (web, worker, …) has its bar colour, named in the legend; the colours are a help to the eye
+// only: a span's process is in its details.
+function drawLegend(spans) {
+  const processes = [...new Set(spans.map((span) => span.process))];
+  legend.replaceChildren(
+    ...processes.map((process, n) =>
+      el("li", { "data-process": process }, el("span", { class: `swatch process-${n % PROCESS_COLOURS}`, "aria-hidden": "true" }), process || "—"),
+    ),
+  );
+  return new Map(processes.map((process, n) => [process, n % PROCESS_COLOURS]));
+}
+
+function spanRow(span, total, colours) {
   const error = span.status === "error";
-  const bar = el("span", { class: "span-bar" });
+  const bar = el("span", { class: `span-bar process-${colours.get(span.process)}` });
   // Set through the CSSOM: the Content-Security-Policy refuses style attributes, not style properties.
   bar.style.setProperty("--left", percent(span.offset_ms, total));
   bar.style.setProperty("--width", percent(span.duration_ms, total));
@@ -139,7 +156,8 @@ async function load() {
   showSummary(trace);
   const total = Math.max(trace.duration_ms, ...trace.spans.map((span) => span.offset_ms + span.duration_ms), 0.001);
   drawAxis(total);
-  waterfall.replaceChildren(...trace.spans.map((span) => spanRow(span, total)));
+  const colours = drawLegend(trace.spans);
+  waterfall.replaceChildren(...trace.spans.map((span) => spanRow(span, total, colours)));
   statusLine.textContent = trace.spans.length ? "" : _("This trace has no span.");
   statusLine.hidden = Boolean(trace.spans.length);
   waterfall.dataset.ready = "true";
