@@ -44,7 +44,7 @@ function showSummary(trace) {
 
 // Ticks at round values (1, 2 or 5 times a power of ten) that fit the trace, placed on its time line.
 function drawAxis(total) {
-  const rough = total / 4;
+  const rough = total / 6;
   const power = 10 ** Math.floor(Math.log10(rough));
   const step = [1, 2, 5, 10].map((m) => m * power).find((candidate) => candidate >= rough);
   const track = el("span", { class: "axis-track" });
