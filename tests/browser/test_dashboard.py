@@ -34,6 +34,7 @@ from tests.factories import (
 pytestmark = pytest.mark.slow
 
 _slugs = itertools.count()  # the executor remembers every test's runs: one app (and agent) per test
+TRACES_PAGE = 50  # static/portal/js/traces.js
 
 
 @pytest.fixture
@@ -462,3 +463,42 @@ def test_the_waterfall_fits_a_phone_and_speaks_chinese(browsing, operator):
     page.goto("/dashboard/traces/")
     expect(page.locator(f'#traces-rows tr[data-trace="{run.trace_id}"] .status')).to_have_text("成功")
     check_accessibility(page)
+
+
+def test_the_trace_list_pages_back_in_time(browsing, operator):
+    app = AppFactory(slug="notes", name="Notes")
+    origin = timezone.now() - timedelta(hours=1)
+    roots = []
+    for n in range(TRACES_PAGE + 5):
+        run = RunFactory(app=app, status=RunStatus.SUCCEEDED, started_at=origin)
+        start = origin + timedelta(seconds=n)
+        roots.append(
+            Span(
+                trace_id=run.trace_id,
+                span_id=f"{n + 1:016x}",
+                name="run.start",
+                start=start,
+                end=start + timedelta(milliseconds=5),
+                duration_us=5000,
+                process="web@box:1",
+                attributes={"run.id": str(run.pk)},
+            )
+        )
+    Span.objects.bulk_create(roots)
+    browser = browsing()
+    sign_in(browser, operator)
+    page = browser.page()
+    page.goto("/dashboard/traces/")
+    rows = page.locator("#traces-rows tr")
+    expect(rows).to_have_count(TRACES_PAGE)
+    expect(rows.first).to_have_attribute("data-trace", roots[-1].trace_id)
+    expect(page.get_by_role("button", name="Newest")).to_be_disabled()
+    page.get_by_role("button", name="Older").click()
+    expect(rows).to_have_count(5)
+    expect(rows.last).to_have_attribute("data-trace", roots[0].trace_id)
+    expect(page).to_have_url(re.compile(r"before="))
+    expect(page.get_by_role("button", name="Older")).to_be_disabled()
+    page.reload()
+    expect(rows).to_have_count(5)
+    page.get_by_role("button", name="Newest").click()
+    expect(rows).to_have_count(TRACES_PAGE)
