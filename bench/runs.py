@@ -270,7 +270,7 @@ def span_table() -> tuple[int, int]:
 
 
 def settled_span_table(timeout: float = 20.0) -> tuple[int, int]:
-    """The Span table once the processes' batch exporters (TRACE_EXPORT_DELAY_MS, 2 s) wrote what they hold."""
+    """The Span table once the batch exporters (TRACE_EXPORT_DELAY_MS: 2 s) wrote what they hold."""
     last, deadline = span_table(), time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(2.5)
