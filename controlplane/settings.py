@@ -384,7 +384,8 @@ API_MAX_BODY_BYTES = env.integer("API_MAX_BODY_BYTES", EXECUTOR_MAX_BODY_BYTES, 
 WEB_GC_THRESHOLD = env.integer("WEB_GC_THRESHOLD", 50_000, minimum=0)
 
 # --- logging --------------------------------------------------------------------------------------
-LOG_FORMAT = env.choice("LOG_FORMAT", "console", {"console", "json"})
+# JSON in production (one object per line, for a log pipeline), readable lines while developing.
+LOG_FORMAT = env.choice("LOG_FORMAT", "console" if DEBUG else "json", {"console", "json"})
 LOG_LEVEL = env.choice("LOG_LEVEL", "info", {"debug", "info", "warning", "error"}).upper()
 LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
 DJANGO_STRUCTLOG_CELERY_ENABLED = False
