@@ -303,6 +303,7 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "runs.models.RunStatus",
         "HumanLoopStatusEnum": "runs.models.HumanLoopStatus",
         "TodoStatusEnum": "runs.models.TodoStatus",
+        "AgentStateEnum": "agents.models.AgentState",
     },
 }
 
