@@ -471,6 +471,14 @@ def test_a_stream_replays_what_came_after_its_last_event_id_then_goes_live(
         assert [e["id"] for e in of(replay, executor)] == [f"agents:{second.pk}", f"agents:{third.pk}"]
         assert [e["id"] for e in of(present, executor)] == [f"agents:{third.pk}"]
         cancel(own, run_id)
+
+        # A client ahead of the history (the database was restored) is told to start again from its end.
+        ahead = open_stream(base, headers, **{"Last-Event-ID": f"agents:{third.pk + 1000}"})
+        wait_until(lambda: ahead.events, timeout=10, what="the reset")
+        ahead.close()
+        assert ahead.events == [
+            {"id": f"agents:{third.pk}", "type": "stream-reset", "data": {"channels": ["agents"]}}
+        ]
     finally:
         for reader in (replay, present, everything):
             reader.close()
