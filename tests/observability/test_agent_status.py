@@ -11,9 +11,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from io import StringIO
 
 import pytest
 import requests
+from django.core.management import call_command
 from django.db import connection, transaction
 from rest_framework.authtoken.models import Token
 
@@ -22,7 +24,13 @@ from agents.sse import iter_sse
 from observability.agent_status import NOT_LISTED, AgentStatusMonitor
 from observability.models import OperatorAction, OperatorGrant
 from observability.reconciler import Reconciler, ReconcilerOptions
-from tests.executor_support import ExecutorProcess, start_executor, stop_process, wait_until
+from tests.executor_support import (
+    ExecutorProcess,
+    RecordingServer,
+    start_executor,
+    stop_process,
+    wait_until,
+)
 from tests.factories import ExecutorFactory, RoleBindingFactory, RoleFactory, UserFactory
 from tests.stack import SseReader, start_web
 
@@ -311,8 +319,6 @@ def test_a_silent_executor_costs_the_pass_one_timeout_and_the_others_are_still_p
 
 
 def test_a_listing_that_is_not_the_protocol_counts_as_a_failed_poll(monitor, transactional_db):
-    from tests.executor_support import RecordingServer
-
     with RecordingServer(lambda request: (200, {"agents": "not a list"})) as server:
         executor = ExecutorFactory(name="garbled", base_url=server.url)
         monitor.poll_once()
@@ -516,3 +522,11 @@ def test_an_operator_grant_made_in_the_admin_records_who_made_it(client, superus
     grant = OperatorGrant.objects.get(role=role)
     assert grant.created_by == superuser
     assert client.get("/admin/observability/operatorgrant/").status_code == 200
+
+
+def test_reconcile_once_polls_the_agents_too(reference, transactional_db):
+    executor = executor_row(reference)
+    out = StringIO()
+    call_command("reconcile", "--once", stdout=out)
+    assert " agent_status=" in out.getvalue()
+    assert ExecutorHealth.objects.get(executor=executor).up
