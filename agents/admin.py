@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from agents import (
     admin_access,  # noqa: F401 - roles' grants, the grants, effective access
     admin_settings,  # noqa: F401 -- registers ProjectAdmin and AppSettingAdmin
+    admin_status,  # noqa: F401 -- registers AgentStatusAdmin and ExecutorHealthAdmin
 )
 from agents.admin_prompts import NewPromptVersionInline, PromptVersionInline
 from agents.models import DEFAULT_EXECUTOR_NAME, App, Executor

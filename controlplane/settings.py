@@ -303,6 +303,7 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "runs.models.RunStatus",
         "HumanLoopStatusEnum": "runs.models.HumanLoopStatus",
         "TodoStatusEnum": "runs.models.TodoStatus",
+        "AgentStateEnum": "agents.models.AgentState",
     },
 }
 
@@ -335,6 +336,13 @@ RUN_SYNC_STALE_S = env.number("RUN_SYNC_STALE_S", 900.0, minimum=1.0)
 RUN_RETENTION_S = env.number("RUN_RETENTION_S", 30 * 24 * 3600.0, minimum=0.0)
 RECONCILE_INTERVAL_S = env.number("RECONCILE_INTERVAL_S", 5.0, minimum=0.05)
 RECONCILE_BATCH = env.integer("RECONCILE_BATCH", 100, minimum=1)
+# The agent-status monitor (a reconcile step): polls every enabled executor's GET /v1/agents at most every
+# AGENT_STATUS_POLL_S (0: every pass), each call bounded by AGENT_STATUS_TIMEOUT_S; a stored state changes
+# after AGENT_STATUS_DEBOUNCE equal observations in a row, and an executor's agents turn offline after as
+# many failed polls in a row.
+AGENT_STATUS_POLL_S = env.number("AGENT_STATUS_POLL_S", RECONCILE_INTERVAL_S, minimum=0.0)
+AGENT_STATUS_DEBOUNCE = env.integer("AGENT_STATUS_DEBOUNCE", 3, minimum=1)
+AGENT_STATUS_TIMEOUT_S = env.number("AGENT_STATUS_TIMEOUT_S", 2.0, minimum=0.1)
 # --- executors ------------------------------------------------------------------------------------
 # With EXECUTOR_URL set, the Executor row named "default" mirrors these (agents.selectors.default_executor),
 # so a deployment reaches its executor with no admin step. EXECUTOR_TIMEOUT_S is the read timeout, which is

@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
 from core.shutdown import TwoSignalShutdown
+from observability.agent_status import AgentStatusMonitor
 from runs.repair import Repair
 
 logger = structlog.get_logger(__name__)
@@ -51,12 +53,13 @@ class PassReport:
 
 
 class Reconciler(TwoSignalShutdown):
-    STEPS = ("deadlines", "stalled", "stale_sync", "consistency", "retention")
+    STEPS = ("deadlines", "stalled", "stale_sync", "consistency", "retention", "agent_status")
 
     def __init__(self, *, options: ReconcilerOptions, owner: str | None = None) -> None:
         self.options = options
         self.owner = owner or f"reconciler:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.repair = Repair(owner=self.owner, limit=options.batch)
+        self.monitor = AgentStatusMonitor()
         self.stopping = threading.Event()
         self.passes = 0
         self.last_pass_at: float | None = None
@@ -78,7 +81,7 @@ class Reconciler(TwoSignalShutdown):
                 self.run_once()
                 self.stopping.wait(self.options.interval_seconds)
         finally:
-            self.repair.close()
+            self.close()
             connection.close()
         self.log.info("reconciler_stopped", passes=self.passes)
 
@@ -101,7 +104,7 @@ class Reconciler(TwoSignalShutdown):
         """A step that fails (the database went away, a bug) is logged and skipped: the next pass retries."""
         close_old_connections()
         try:
-            report.counts[name] = getattr(self.repair, name)()
+            report.counts[name] = self._step(name)()
         except DatabaseError as exc:
             report.failed.append(name)
             self.log.warning("reconcile_step_database_error", step=name, error=str(exc)[:300])
@@ -109,6 +112,14 @@ class Reconciler(TwoSignalShutdown):
         except Exception:
             report.failed.append(name)
             self.log.exception("reconcile_step_failed", step=name)
+
+    def _step(self, name: str) -> Callable[[], int]:
+        """A step is a method of the agent-status monitor or, for every other step, of ``Repair``."""
+        return getattr(self.monitor if name == "agent_status" else self.repair, name)
+
+    def close(self) -> None:
+        self.repair.close()
+        self.monitor.close()
 
     def _retention_due(self) -> bool:
         if time.monotonic() - self._last_retention < self.options.retention_every_seconds:

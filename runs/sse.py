@@ -131,10 +131,10 @@ def stream_channel(
     content = _stream(
         channel, after=after, end_on_finish=end_on_finish, listener=listener, known=known, free=free
     )
-    return _event_stream_response(content, free)
+    return event_stream_response(content, free)
 
 
-def _event_stream_response(content: AsyncIterator[bytes], free: Callable[[], None]) -> StreamingHttpResponse:
+def event_stream_response(content: AsyncIterator[bytes], free: Callable[[], None]) -> StreamingHttpResponse:
     # The slot is freed when the stream ends (or its client leaves), or, for a response never sent (the
     # client left before it started), when the unstarted stream is dropped.
     weakref.finalize(content, free)
@@ -150,7 +150,7 @@ def stream_hints(request: HttpRequest, channel: str) -> StreamingHttpResponse:
     subscription, an overflowing buffer, a quiet re-check), so the client reads its list again. The caller
     has checked that the channel is the user's own. It holds one of the user's stream slots."""
     free = take_stream_slot(request)
-    return _event_stream_response(_hints(channel, free=free), free)
+    return event_stream_response(_hints(channel, free=free), free)
 
 
 async def _hints(channel: str, *, free: Callable[[], None]) -> AsyncIterator[bytes]:

@@ -7,8 +7,9 @@ from observability.reconciler import Reconciler, ReconcilerOptions
 
 class Command(BaseCommand):
     help = (
-        "Repair runs whose worker or executor died, enforce deadlines, keep the queue consistent and prune "
-        "old runs (first SIGTERM/SIGINT: finish the pass in hand; second: exit). Safe to run as replicas."
+        "Repair runs whose worker or executor died, enforce deadlines, keep the queue consistent, prune old "
+        "runs and poll executors for their agents' status (first SIGTERM/SIGINT: finish the pass in hand; "
+        "second: exit). Safe to run as replicas."
     )
 
     def add_arguments(self, parser):
@@ -30,7 +31,7 @@ class Command(BaseCommand):
         reconciler = Reconciler(options=options, owner=opts["owner"])
         if opts["once"]:
             report = reconciler.run_once()
-            reconciler.repair.close()
+            reconciler.close()
             counts = " ".join(f"{name}={count}" for name, count in report.counts.items())
             self.stdout.write(f"reconciled {report.total} ({counts})")
             if report.failed:
