@@ -303,6 +303,7 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "runs.models.RunStatus",
         "HumanLoopStatusEnum": "runs.models.HumanLoopStatus",
         "TodoStatusEnum": "runs.models.TodoStatus",
+        "AgentStateEnum": "agents.models.AgentState",
     },
 }
 
@@ -397,7 +398,8 @@ METRICS_TOKEN = env.string("METRICS_TOKEN")
 METRICS_ALLOW_IPS = env.networks("METRICS_ALLOW_IPS", [])
 
 # --- logging --------------------------------------------------------------------------------------
-LOG_FORMAT = env.choice("LOG_FORMAT", "console", {"console", "json"})
+# JSON in production (one object per line, for a log pipeline), readable lines while developing.
+LOG_FORMAT = env.choice("LOG_FORMAT", "console" if DEBUG else "json", {"console", "json"})
 LOG_LEVEL = env.choice("LOG_LEVEL", "info", {"debug", "info", "warning", "error"}).upper()
 LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
 DJANGO_STRUCTLOG_CELERY_ENABLED = False

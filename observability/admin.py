@@ -1,8 +1,11 @@
+"""The observability app's admin: operator grants here, spans in ``admin_spans``."""
+
 from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
 
+from observability import admin_spans  # noqa: F401  (registers SpanAdmin)
 from observability.models import OperatorGrant
 
 

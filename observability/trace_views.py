@@ -92,6 +92,7 @@ class TraceListView(APIView):
             OpenApiParameter("limit", int, description="1 to 200 (default 50)"),
         ],
         responses=TraceListSerializer,
+        operation_id="traces_list",
         summary="Recent traces of the runs I may read",
     )
     def get(self, request: Request) -> Response:

@@ -10,8 +10,9 @@ itself; a holder that is stuck stops renewing its lease (``WORKER_STALL_S``) and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 
 import structlog
@@ -68,10 +69,21 @@ class Repair:
         return sum(self._time_out(run) for run in self._candidates(overdue))
 
     @staticmethod
-    def _decision(step: str, run: Run):
-        """A span in the run's trace around what this step decides for it (``reconcile.decision``)."""
+    @contextlib.contextmanager
+    def _decision(step: str, run: Run) -> Iterator[None]:
+        """What this step decides for ``run``: a span in the run's trace (``reconcile.decision``), and the
+        run's ids on every log line meanwhile."""
+        ids = {
+            "run_id": str(run.pk),
+            "trace_id": run.trace_id,
+            "session_id": str(run.session_id),
+            "user_id": run.user_id,
+            "executor_id": (executor_by_id(run.executor_id) or run.executor).name,
+        }
         attributes = {"run.id": str(run.pk), "run.status": run.status}
-        return tracing.span(f"reconcile.{step}", parent=traceparent(run), attributes=attributes)
+        span = tracing.span(f"reconcile.{step}", parent=traceparent(run), attributes=attributes)
+        with structlog.contextvars.bound_contextvars(**ids), span:
+            yield
 
     def _time_out(self, run: Run) -> bool:
         with self._decision("deadline", run):
