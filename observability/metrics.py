@@ -70,6 +70,11 @@ class FleetCollector(Collector):
             ),
             entries,
             GaugeMetricFamily(
+                f"{PREFIX}_queue_leases_expired",
+                "Leased entries past their lease: a worker died and no other has claimed them yet.",
+                queue["expired"],
+            ),
+            GaugeMetricFamily(
                 f"{PREFIX}_queue_oldest_ready_age_seconds",
                 "How long the oldest claimable entry has waited (0 when none waits).",
                 max((now - oldest).total_seconds(), 0.0) if oldest else 0.0,

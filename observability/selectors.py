@@ -50,7 +50,8 @@ def executor_is_up(executor: Executor) -> bool:
 
 def queue_figures() -> dict:
     """Entries by state; ``ready`` are those a worker may claim now, ``delayed`` wait for their retry's
-    backoff. ``depth`` is everything not finished (ready, delayed, leased, parked). Done entries, the bulk
+    backoff; ``expired`` are leased past their lease (a worker died and no other has claimed them yet).
+    ``depth`` is everything not finished (ready, delayed, leased, parked). Done entries, the bulk
     of the table, are left out by the state index."""
     claimable = Q(state=State.READY, available_at__lte=Now())
     figures = QueueEntry.objects.filter(state__in=[*UNFINISHED, State.DEAD]).aggregate(
@@ -58,6 +59,7 @@ def queue_figures() -> dict:
         ready=Count("pk", filter=claimable),
         delayed=Count("pk", filter=Q(state=State.READY, available_at__gt=Now())),
         leased=Count("pk", filter=Q(state=State.LEASED)),
+        expired=Count("pk", filter=Q(state=State.LEASED, lease_expires_at__lt=Now())),
         parked=Count("pk", filter=Q(state=State.PARKED)),
         dead=Count("pk", filter=Q(state=State.DEAD)),
         oldest_ready_at=Min("available_at", filter=claimable),

@@ -95,6 +95,12 @@ def test_with_both_configured_a_scrape_needs_both(client, db, settings):
     assert scrape(client, token="wrong", REMOTE_ADDR="127.0.0.1").status_code == 404
 
 
+def test_plain_http_scrapes_are_not_redirected_to_https(client, db, with_token, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    assert scrape(client).status_code == 200
+    assert client.get("/api/health/summary").status_code == 301  # the rest still is
+
+
 def test_metrics_refuse_writes(client, db, with_token):
     assert client.post("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 405
 
@@ -118,7 +124,7 @@ def test_the_figures_are_the_rows(client, db, with_token):
     queue_entry(State.READY, available_at=ago(seconds=90))
     queue_entry(State.READY, available_at=timezone.now() + timedelta(minutes=1))
     queue_entry(State.LEASED)
-    queue_entry(State.PARKED)
+    queue_entry(State.LEASED, lease_expires_at=ago(seconds=1))
     queue_entry(State.PARKED)
     queue_entry(State.DEAD)
     queue_entry(State.DONE)
@@ -147,7 +153,8 @@ def test_the_figures_are_the_rows(client, db, with_token):
     figures = samples(scrape(client))
 
     assert value(figures, "controlplane_queue_depth") == 5
-    for state, count in {"ready": 1, "delayed": 1, "leased": 1, "parked": 2, "dead": 1}.items():
+    assert value(figures, "controlplane_queue_leases_expired") == 1
+    for state, count in {"ready": 1, "delayed": 1, "leased": 2, "parked": 1, "dead": 1}.items():
         assert value(figures, "controlplane_queue_entries", state=state) == count
     assert 89 <= value(figures, "controlplane_queue_oldest_ready_age_seconds") < 120
     assert value(figures, "controlplane_runs_active", status="running") == 2
