@@ -389,6 +389,9 @@ WEB_GC_THRESHOLD = env.integer("WEB_GC_THRESHOLD", 50_000, minimum=0)
 # TRUSTED_PROXIES computes it), or both (then a scrape must pass both). With neither, /metrics is a 404.
 METRICS_TOKEN = env.string("METRICS_TOKEN")
 METRICS_ALLOW_IPS = env.networks("METRICS_ALLOW_IPS", [])
+# The window (seconds) of the figures "of late": runs started and finished, errors, the duration histogram.
+# A scrape reads the runs and failed spans of the window, so its cost grows with it.
+METRICS_WINDOW_S = env.number("METRICS_WINDOW_S", 300.0, minimum=10.0)
 
 # --- logging --------------------------------------------------------------------------------------
 LOG_FORMAT = env.choice("LOG_FORMAT", "console", {"console", "json"})
