@@ -30,6 +30,7 @@ import certifi
 import requests.utils
 import structlog
 import urllib3
+from opentelemetry.trace import SpanKind
 from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import MaxRetryError, NewConnectionError
@@ -38,6 +39,7 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from agents.sse import iter_sse_batches
+from core import tracing
 
 if TYPE_CHECKING:
     from agents.models import Executor
@@ -151,6 +153,12 @@ class ExecutorRetry(Retry):
         attempts = _current_attempts.get()
         if attempts is not None:
             attempts.count += 1
+        failure: dict[str, str | int] = {}
+        if response is not None:
+            failure["http.response.status_code"] = response.status
+        if error is not None:
+            failure["error.type"] = type(error).__name__
+        tracing.current().add_event("retry", failure)  # on the call's span, one per failed attempt
         logger.warning(
             "executor_retry",
             executor=attempts.executor if attempts else None,
@@ -295,10 +303,47 @@ class ExecutorClient:
         method: str,
         path: str,
         *,
+        op: str,
         body: Any = None,
         params: dict[str, Any] | None = None,
         traceparent: str | None = None,
         stream: bool = False,
+    ) -> tuple[BaseHTTPResponse, int]:
+        """One call, under a client span ``executor.<op>`` when it belongs to a trace (a current span, or
+        the run's ``traceparent``): the executor is sent that span's context, and retries are its events."""
+        request = {"body": body, "params": params, "stream": stream}
+        if not tracing.state.enabled:
+            return self._request(method, path, traceparent=traceparent, **request)
+        within = tracing.current().is_recording()
+        if not (within or traceparent):  # a poll (agent status, health) starts no trace of its own
+            return self._request(method, path, traceparent=traceparent, **request)
+        attributes = {"executor.name": self.config.name, "http.request.method": method, "url.path": path}
+        parent = None if within else traceparent
+        with tracing.span(
+            f"executor.{op}", parent=parent, kind=SpanKind.CLIENT, attributes=attributes
+        ) as span:
+            try:
+                response, attempts = self._request(
+                    method, path, traceparent=tracing.traceparent_of(span, traceparent), **request
+                )
+            except ExecutorError as exc:
+                span.set_attribute("executor.attempts", exc.attempts)
+                if exc.status is not None:
+                    span.set_attribute("http.response.status_code", exc.status)
+                tracing.mark_error(span, exc.error_class, str(exc))
+                raise
+            span.set_attributes({"http.response.status_code": response.status, "executor.attempts": attempts})
+            return response, attempts
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any,
+        params: dict[str, Any] | None,
+        traceparent: str | None,
+        stream: bool,
     ) -> tuple[BaseHTTPResponse, int]:
         where = f"{method} {path}"
         headers = dict(self.headers)
@@ -342,8 +387,8 @@ class ExecutorClient:
             raise error
         return response, attempts.count
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Reply:
-        response, attempts = self._send(method, path, **kwargs)
+    def _call(self, method: str, path: str, *, op: str, **kwargs: Any) -> Reply:
+        response, attempts = self._send(method, path, op=op, **kwargs)
         where = f"{method} {path}"
         try:
             data = json.loads(response.data)
@@ -361,10 +406,10 @@ class ExecutorClient:
         return f"/v1/runs/{quote(str(run_id), safe='')}{suffix}"
 
     def health(self) -> Reply:
-        return self._call("GET", "/v1/health")
+        return self._call("GET", "/v1/health", op="health")
 
     def list_agents(self) -> Reply:
-        return self._call("GET", "/v1/agents")
+        return self._call("GET", "/v1/agents", op="list_agents")
 
     def start_run(
         self,
@@ -390,19 +435,20 @@ class ExecutorClient:
         }
         if agent is not None:
             body["agent"] = agent
-        return self._call("POST", "/v1/runs", body=body, traceparent=traceparent)
+        return self._call("POST", "/v1/runs", op="start_run", body=body, traceparent=traceparent)
 
     def get_run(self, run_id: str, *, traceparent: str | None = None) -> Reply:
-        return self._call("GET", self._run_path(run_id), traceparent=traceparent)
+        return self._call("GET", self._run_path(run_id), op="get_run", traceparent=traceparent)
 
     def send_input(
         self, run_id: str, *, request_id: str, answer: str, traceparent: str | None = None
     ) -> Reply:
         body = {"request_id": request_id, "answer": answer}
-        return self._call("POST", self._run_path(run_id, "/input"), body=body, traceparent=traceparent)
+        path = self._run_path(run_id, "/input")
+        return self._call("POST", path, op="send_input", body=body, traceparent=traceparent)
 
     def cancel_run(self, run_id: str, *, traceparent: str | None = None) -> Reply:
-        return self._call("POST", self._run_path(run_id, "/cancel"), traceparent=traceparent)
+        return self._call("POST", self._run_path(run_id, "/cancel"), op="cancel_run", traceparent=traceparent)
 
     def iter_events(
         self, run_id: str, *, after: int = 0, traceparent: str | None = None
@@ -427,7 +473,9 @@ class ExecutorClient:
         path = self._run_path(run_id, "/events")
         where = f"GET {path}"
         params = {"after": after}
-        response, attempts = self._send("GET", path, params=params, traceparent=traceparent, stream=True)
+        response, attempts = self._send(
+            "GET", path, op="events", params=params, traceparent=traceparent, stream=True
+        )
         last = after
         try:
             for messages in iter_sse_batches(response.stream(None), idle=keepalives):

@@ -4,6 +4,8 @@ reference executor, all on this machine.
 1. Runs per second end to end (POST /api/runs/start → run.finished read on its SSE stream), p50/p99, with
    16 clients each starting a run as soon as its last one finished (closed loop: latency = clients / rate);
    then latency at fixed arrival rates below that capacity (open loop).
+   Then the cost of tracing: the same, alternating tracing off and on (spans to the table), with the spans
+   written per second and the Span table's growth per run.
 2. One run streaming N message.delta events: events/s persisted and delivered to an SSE client.
 3. Fan-out: SSE clients held open on one web process while a separate process publishes timestamped events
    (one run's channel; then runs × clients): delivery latency p50/p99, losses, server memory per stream.
@@ -50,8 +52,10 @@ EXECUTOR_TOKEN = "bench-executor-token"
 
 
 class Stack:
-    def __init__(self, url: str, workers: int, reconcilers: int = 1) -> None:
+    def __init__(self, url: str, workers: int, reconcilers: int = 1, **env: str) -> None:
         self.url = url
+        self.env = env
+        self.worker_count, self.reconciler_count = workers, reconcilers
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         executor_port = free_port()
@@ -60,6 +64,14 @@ class Stack:
         self.executor = spawn(
             [PYTHON, "-m", "executor", "--port", str(executor_port), "--token", EXECUTOR_TOKEN], env
         )
+        self._start_services()
+        wait_http(self.executor_url + "/v1/health", {"Authorization": f"Bearer {EXECUTOR_TOKEN}"})
+        self.token = self._seed()
+        self.headers = {"Authorization": f"Token {self.token}"}
+
+    def _start_services(self) -> None:
+        """The web process, the workers and the reconcilers (the executor lives as long as the stack)."""
+        env = process_env(self.url, **self.env)
         self.web = spawn(
             [
                 PYTHON,
@@ -77,17 +89,20 @@ class Stack:
             env,
         )
         self.workers = [
-            spawn([PYTHON, "manage.py", "runworker", "--concurrency", "16"], process_env(url))
-            for _ in range(workers)
+            spawn([PYTHON, "manage.py", "runworker", "--concurrency", "16"], env)
+            for _ in range(self.worker_count)
         ]
         # The production topology has a reconciler beside the workers: its passes are part of the cost.
         self.reconcilers = [
-            spawn([PYTHON, "manage.py", "reconcile"], process_env(url)) for _ in range(reconcilers)
+            spawn([PYTHON, "manage.py", "reconcile"], env) for _ in range(self.reconciler_count)
         ]
-        wait_http(self.executor_url + "/v1/health", {"Authorization": f"Bearer {EXECUTOR_TOKEN}"})
         wait_http(self.base + "/healthz")
-        self.token = self._seed()
-        self.headers = {"Authorization": f"Token {self.token}"}
+
+    def restart(self, **env: str) -> None:
+        """The same stack and data with the services started again under ``env`` (TRACING=false...)."""
+        stop([*self.reconcilers, *self.workers, self.web])
+        self.env = env
+        self._start_services()
 
     def _seed(self) -> str:
         from django.contrib.auth import get_user_model
@@ -240,6 +255,62 @@ def runs_per_second(stack: Stack, runs: int, concurrency: int) -> None:
         f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms ({runs} runs)"
     )
     print("    CPU per run: " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in cpu.items()))
+
+
+def span_table() -> tuple[int, int]:
+    """(rows, bytes) of the Span table, its indexes and TOAST included."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), pg_total_relation_size('observability_span') FROM observability_span"
+        )
+        rows, size = cursor.fetchone()
+    return rows, size
+
+
+def settled_span_table(timeout: float = 20.0) -> tuple[int, int]:
+    """The Span table once the batch exporters (TRACE_EXPORT_DELAY_MS: 2 s) wrote what they hold."""
+    last, deadline = span_table(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(2.5)
+        now = span_table()
+        if now[0] == last[0]:
+            return now
+        last = now
+    return last
+
+
+def tracing_cost(stack: Stack, runs: int, concurrency: int, rounds: int) -> None:
+    """Runs/s with tracing off and on (spans to the table), alternating on one stack and one database: the
+    services are restarted with TRACING=false, then true, ``rounds`` times. With tracing on, the spans the
+    exporters wrote per second of load, and the table's growth per run."""
+    rates: dict[str, list[float]] = {"off": [], "on": []}
+    spans = elapsed_on = table_bytes = 0.0
+    for _ in range(rounds):
+        for mode in ("off", "on"):
+            stack.restart(TRACING="true" if mode == "on" else "false")
+            asyncio.run(closed_loop(stack, concurrency * 2, concurrency))  # warm up
+            rows_before, bytes_before = settled_span_table()
+            _, elapsed = asyncio.run(closed_loop(stack, runs, concurrency))
+            rates[mode].append(runs / elapsed)
+            if mode == "on":
+                rows_after, bytes_after = settled_span_table()
+                spans += rows_after - rows_before
+                table_bytes += bytes_after - bytes_before
+                elapsed_on += elapsed
+            print(f"    tracing {mode}: {runs / elapsed:,.1f} runs/s", flush=True)
+    off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
+    total_runs = runs * rounds
+    print(
+        f"  tracing (to the Span table) on vs off, {rounds} alternating rounds of {runs} runs, "
+        f"{concurrency} clients:"
+    )
+    print(f"    off {off:,.1f} runs/s, on {on:,.1f} runs/s (medians): on/off = {on / off:.3f}")
+    print(
+        f"    spans written: {spans / elapsed_on:,.0f} spans/s under that load; per run "
+        f"{spans / total_runs:.1f} rows, {table_bytes / total_runs:,.0f} bytes (table, indexes, TOAST)"
+    )
 
 
 async def open_loop_run(
@@ -471,8 +542,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--rates", default="5,10,20,25", help="offered runs/s for the open-loop latency part")
     parser.add_argument(
-        "--parts", default="rate,latency,flood,fanout", help="comma-separated: rate, latency, flood, fanout"
+        "--parts",
+        default="rate,tracing,latency,flood,fanout",
+        help="comma-separated: rate, tracing, latency, flood, fanout",
     )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the tracing part")
     args = parser.parse_args()
     with scratch_database("cp_bench_runs") as url:
         stack = Stack(url, args.workers, args.reconcilers)
@@ -485,6 +559,8 @@ def main() -> None:
             parts = set(args.parts.split(","))
             if "rate" in parts:
                 runs_per_second(stack, args.runs, args.concurrency)
+            if "tracing" in parts:
+                tracing_cost(stack, args.runs, args.concurrency, args.rounds)
             if "latency" in parts:
                 latency_at_rates(stack, [float(r) for r in args.rates.split(",")], 10)
             if "flood" in parts:

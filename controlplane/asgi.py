@@ -7,6 +7,10 @@ from django.conf import settings
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 django.setup(set_prefix=False)
 
+from observability.tracing import setup_if_enabled  # noqa: E402
+
+setup_if_enabled("web")  # before the handler loads the middleware (the Django instrumentation adds one)
+
 from controlplane.asgi_handler import ASGIHandler  # noqa: E402  (needs settings configured)
 
 application = ASGIHandler(threads=settings.WEB_THREADS, max_body_bytes=settings.API_MAX_BODY_BYTES)

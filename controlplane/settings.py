@@ -407,4 +407,22 @@ DJANGO_STRUCTLOG_REQUEST_CANCELLED_LOG_LEVEL = logging.INFO
 # run (bench/runs.py: 109 runs/s at WARNING, 92-97 at INFO, 7 lines per run).
 DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG
 
+# --- tracing (observability.tracing; docs/operations.md) ----------------------------------------------
+# One trace per run, in the Span table (the dashboard's traces) and, with OTEL_EXPORTER_OTLP_ENDPOINT, in
+# any OTLP/HTTP backend too. Traced processes: the web server, runworker, reconcile, standalone.
+TRACING = env.boolean("TRACING", True)
+# Official instrumentations to add, comma-separated: django, psycopg, urllib3 (a span per request, per
+# query, per HTTP attempt to an executor). None by default: each costs the hot path.
+TRACING_INSTRUMENT = env.string_list("TRACING_INSTRUMENT", [])
+if unknown := set(TRACING_INSTRUMENT) - {"django", "psycopg", "urllib3"}:
+    raise ImproperlyConfigured(f"TRACING_INSTRUMENT: unknown instrumentation(s) {sorted(unknown)}")
+TRACING_SERVICE_NAME = env.string("OTEL_SERVICE_NAME", "agent-controlplane")
+OTEL_EXPORTER_OTLP_ENDPOINT = env.url("OTEL_EXPORTER_OTLP_ENDPOINT", "", {"http", "https"})
+# The batch processor's queue (spans past it are dropped, never waited for), delay and batch size.
+TRACE_QUEUE_SIZE = env.integer("TRACE_QUEUE_SIZE", 8192, minimum=16)
+TRACE_EXPORT_DELAY_MS = env.integer("TRACE_EXPORT_DELAY_MS", 2000, minimum=10)
+TRACE_EXPORT_BATCH = env.integer("TRACE_EXPORT_BATCH", 512, minimum=1)
+# Spans older than this are deleted by the reconciler's retention step (0 keeps them for ever).
+TRACE_RETENTION_DAYS = env.integer("TRACE_RETENTION_DAYS", 7, minimum=0)
+
 ENVIRONMENT_VARIABLES = frozenset(env.READ)

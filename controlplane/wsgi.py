@@ -1,7 +1,13 @@
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+django.setup(set_prefix=False)
 
-application = get_wsgi_application()
+from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
+
+from observability.tracing import setup_if_enabled  # noqa: E402
+
+setup_if_enabled("web")  # before the handler loads the middleware (the Django instrumentation adds one)
+application = WSGIHandler()

@@ -1,7 +1,8 @@
 """structlog configuration shared by every process (web, worker, reconciler, executor).
 
 Django's and the libraries' stdlib log records go through the same processors, so every line carries the
-context bound with ``structlog.contextvars`` (``request_id``, later ``trace_id``, ``run_id``...).
+context bound with ``structlog.contextvars`` (``request_id``, ``user_id``, ``run_id``, ``executor_id``...) and
+the current span's ``trace_id`` and ``span_id``.
 
 Tracebacks never show frame locals (structlog's JSON and Rich tracebacks both do by default: a database error
 during sign-in logged the password and the token held by the failing frames), and every line, tracebacks
@@ -17,10 +18,22 @@ import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import ExcInfo
 
+from core import tracing
 from observability.redaction import redact_event, redact_text
+
+
+def add_trace_ids(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The current span's ``trace_id`` and ``span_id`` (when tracing is on and a span is current); ids bound
+    in the context (a run's ``trace_id`` while tracing is off) stay as they are."""
+    if tracing.state.enabled:
+        for key, value in tracing.log_ids().items():
+            event.setdefault(key, value)
+    return event
+
 
 SHARED_PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
+    add_trace_ids,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -1,10 +1,13 @@
 """The operators' API: traces, agent status, the health summary and the dead queue (``/api/...``)."""
 
-from django.urls import URLPattern, path
+from django.urls import path
 
-from observability import health_views
+from observability import health_views, trace_views
 
-urlpatterns: list[URLPattern] = [
+urlpatterns = [
+    path("traces/", trace_views.TraceListView.as_view(), name="traces"),
+    path("traces/<str:trace_id>", trace_views.TraceDetailView.as_view(), name="trace-detail"),
+    path("runs/<uuid:run_id>/trace", trace_views.RunTraceView.as_view(), name="run-trace"),
     path("health/summary", health_views.HealthSummaryView.as_view(), name="health-summary"),
     path("queue/dead", health_views.DeadEntriesView.as_view(), name="queue-dead"),
 ]

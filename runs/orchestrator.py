@@ -18,6 +18,7 @@ from django.utils import timezone
 from agents.app_settings import settings_for_executor
 from agents.executor_client import ExecutorClient, ExecutorError, ExecutorEvent, client_for
 from agents.selectors import app_by_id, executor_by_id, prompt_payload
+from core import tracing
 from core.db import select_list, update_fields
 from run_queue.models import QueueEntry, lease_held_sql
 from run_queue.outcomes import Outcome
@@ -32,6 +33,23 @@ logger = structlog.get_logger(__name__)
 CHECK_EVERY_S = 1.0  # a followed run's cancel and deadline are looked at this often (and on keep-alives)
 SYNC_TOUCH_S = 30.0  # a quiet executor's keep-alives mark the run synced at most this often
 MAX_RESUMES = 20
+
+
+@dataclass
+class Follow:
+    """What one read of the executor's stream carried, for its span."""
+
+    after: int
+    batches: int = 0
+    received: int = 0
+    keepalives: int = 0
+
+    def attributes(self) -> dict[str, int]:
+        return {
+            "events.received": self.received,
+            "events.batches": self.batches,
+            "events.keepalives": self.keepalives,
+        }
 
 
 @dataclass
@@ -56,18 +74,33 @@ class RunHandler:
         run.app = app_by_id(run.app_id) or run.app
         run.executor = executor_by_id(run.executor_id) or run.executor
         attempt = Attempt(entry)
+        root = traceparent(run)
+        attributes: dict[str, str | int] = {"run.id": str(run.pk), "queue.attempt": entry.attempts}
+        if entry.available_at is not None:  # the wait for a worker, as a span of its own
+            waited_from = int(entry.available_at.timestamp() * 1e9)
+            tracing.record_span("queue.claim", parent=root, start_ns=waited_from, attributes=attributes)
         try:
-            return self._handle(run, attempt)
+            with tracing.span("run.drive", parent=root, attributes=attributes) as drive:
+                outcome = self._handle(run, attempt)
+                drive.set_attribute("queue.outcome", str(outcome.kind))
+                if outcome.error_class:
+                    tracing.mark_error(drive, outcome.error_class, outcome.error_detail or "")
+                return outcome
         finally:
             if not attempt.counted:
                 Run.objects.filter(pk=run.pk).update(attempts=entry.attempts)
 
     def _handle(self, run: Run, attempt: Attempt) -> Outcome:
         entry = attempt.entry
-        log = logger.bind(
-            run_id=str(run.pk), attempt=entry.attempts, executor_id=run.executor.name, trace_id=run.trace_id
-        )
-        structlog.contextvars.bind_contextvars(run_id=str(run.pk), trace_id=run.trace_id)
+        ids = {
+            "run_id": str(run.pk),
+            "trace_id": run.trace_id,
+            "session_id": str(run.session_id),
+            "user_id": run.user_id,
+            "executor_id": run.executor.name,
+        }
+        log = logger.bind(attempt=entry.attempts)
+        structlog.contextvars.bind_contextvars(**ids)
         try:
             return self._attempt(run, attempt, client_for(run.executor), log)
         except ExecutorError as exc:
@@ -90,7 +123,7 @@ class RunHandler:
             log.warning("run_lease_lost")
             return Outcome.retry("lease_lost", "another worker took the run over")
         finally:
-            structlog.contextvars.unbind_contextvars("run_id", "trace_id")
+            structlog.contextvars.unbind_contextvars(*ids)
 
     def on_dead(self, entry: QueueEntry) -> None:
         """Out of attempts, or failed permanently: the run fails with the error's class. The worker calls
@@ -196,6 +229,19 @@ class RunHandler:
                 log.info("run_stream_resumed", after=run.executor_seq, error=str(exc)[:200])
 
     def _consume(self, run: Run, attempt: Attempt, client: ExecutorClient, log) -> Outcome:
+        """Follow the stream under one span that counts what it carried (not a span per event)."""
+        follow = Follow(after=run.executor_seq)
+        with tracing.span(
+            "run.follow", attributes={"run.id": str(run.pk), "events.after": follow.after}
+        ) as span:
+            try:
+                return self._consume_counted(run, attempt, client, log, follow)
+            finally:
+                span.set_attributes(follow.attributes())
+
+    def _consume_counted(
+        self, run: Run, attempt: Attempt, client: ExecutorClient, log, follow: Follow
+    ) -> Outcome:
         attempt.next_check = time.monotonic() + CHECK_EVERY_S
         batches = client.iter_event_batches(
             str(run.pk), after=run.executor_seq, traceparent=traceparent(run), keepalives=True
@@ -204,6 +250,8 @@ class RunHandler:
             for batch in batches:
                 attempt.entry.touch()  # heard from the executor: the lease is worth renewing
                 if batch:
+                    follow.batches += 1
+                    follow.received += len(batch)
                     run = self._store(run, attempt, batch)
                     if run.is_terminal:
                         services.session_release_next(
@@ -214,6 +262,7 @@ class RunHandler:
                         # A reply that lands after this check wakes the parked entry again (wake_requested).
                         return Outcome.park()
                 else:
+                    follow.keepalives += 1
                     _touch_synced(run, attempt)
                 if time.monotonic() > attempt.next_check:
                     attempt.next_check = time.monotonic() + CHECK_EVERY_S
@@ -335,6 +384,6 @@ def _cancel_due(run: Run, attempt: Attempt) -> bool:
 
 
 def traceparent(run: Run) -> str:
-    """W3C trace context for every executor call of this run: one trace per run."""
-    span_id = run.pk.hex[:16]
-    return f"00-{run.trace_id}-{span_id}-01"
+    """The W3C trace context of the run's root span: every hop of the run continues its trace (an executor
+    call sends its own span's context instead when tracing is on: ``agents.executor_client``)."""
+    return tracing.run_traceparent(run.trace_id, run.pk)

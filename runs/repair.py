@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from agents.executor_client import ExecutorClient, ExecutorError, cached_client, config_for
 from agents.selectors import executor_by_id
+from core import tracing
 from run_queue import services as queue
 from run_queue.claims import take_over
 from run_queue.models import QueueEntry, State
@@ -66,7 +67,17 @@ class Repair:
         )
         return sum(self._time_out(run) for run in self._candidates(overdue))
 
+    @staticmethod
+    def _decision(step: str, run: Run):
+        """A span in the run's trace around what this step decides for it (``reconcile.decision``)."""
+        attributes = {"run.id": str(run.pk), "run.status": run.status}
+        return tracing.span(f"reconcile.{step}", parent=traceparent(run), attributes=attributes)
+
     def _time_out(self, run: Run) -> bool:
+        with self._decision("deadline", run):
+            return self._time_out_now(run)
+
+    def _time_out_now(self, run: Run) -> bool:
         taken = self._take(run)
         if taken is None:
             return False
@@ -90,7 +101,9 @@ class Repair:
         quiet = Run.objects.filter(status=RunStatus.RUNNING).filter(
             Q(synced_at__lt=cutoff) | Q(synced_at__isnull=True, created_at__lt=cutoff)
         )
-        return sum(self._check_on_executor(run, settings.RUN_STALL_S) for run in self._candidates(quiet))
+        return sum(
+            self._check_on_executor(run, settings.RUN_STALL_S, "stalled") for run in self._candidates(quiet)
+        )
 
     def stale_sync(self) -> int:
         """Runs waiting on a person whose last word from the executor is older than ``RUN_SYNC_STALE_S``:
@@ -99,9 +112,16 @@ class Repair:
         stale = Run.objects.filter(status=RunStatus.WAITING_HUMAN).filter(
             Q(synced_at__lt=cutoff) | Q(synced_at__isnull=True, created_at__lt=cutoff)
         )
-        return sum(self._check_on_executor(run, settings.RUN_SYNC_STALE_S) for run in self._candidates(stale))
+        candidates = self._candidates(stale)
+        return sum(
+            self._check_on_executor(run, settings.RUN_SYNC_STALE_S, "stale_sync") for run in candidates
+        )
 
-    def _check_on_executor(self, run: Run, quiet_s: float) -> bool:
+    def _check_on_executor(self, run: Run, quiet_s: float, step: str) -> bool:
+        with self._decision(step, run):
+            return self._check_now(run, quiet_s)
+
+    def _check_now(self, run: Run, quiet_s: float) -> bool:
         taken = self._take(run)
         if taken is None:
             return False
@@ -116,6 +136,7 @@ class Repair:
                 )
             return self._unreachable(run, entry, previous, quiet_s, exc)
         if state in LIVE_EXECUTOR_STATES:
+            tracing.current().set_attribute("reconcile.decision", "alive")
             _mark_synced(run)
             self._give_back(entry, State.PARKED if state == "waiting_input" else State.READY)
             logger.info("reconcile_run_alive", run_id=str(run.pk), executor_state=state)
@@ -125,6 +146,9 @@ class Repair:
     def _unreachable(self, run: Run, entry: QueueEntry, previous: str, quiet_s: float, exc) -> bool:
         last_heard = run.synced_at or run.created_at
         if timezone.now() - last_heard < timedelta(seconds=quiet_s + settings.RUN_EXECUTOR_GRACE_S):
+            tracing.current().set_attributes(
+                {"reconcile.decision": "unreachable", "error.type": exc.error_class}
+            )
             self._give_back(entry, previous)
             logger.warning("reconcile_executor_unreachable", run_id=str(run.pk), error_class=exc.error_class)
             return False
@@ -146,6 +170,7 @@ class Repair:
             return False
         if outcome.kind != Kind.COMPLETED:
             self._give_back(entry, State.PARKED if outcome.kind == Kind.PARK else State.READY)
+        tracing.current().set_attributes({"reconcile.decision": "synced", "queue.outcome": str(outcome.kind)})
         log.info("reconcile_run_synced", outcome=str(outcome.kind))
         return True
 
@@ -262,8 +287,15 @@ class Repair:
                 run_id=run.pk, status=status, code=code, message=message, fence=lambda: lease_complete(entry)
             )
         except LeaseLost:  # our lease ran out while we asked the executor: whoever holds it now decides
+            tracing.current().set_attribute("reconcile.decision", "lease_lost")
             logger.warning("reconcile_lease_lost", run_id=str(run.pk))
             return False
+        decision: dict[str, str | bool] = {
+            "reconcile.decision": f"finish:{status}",
+            "error.type": code,
+            "run.ended": ended,
+        }
+        tracing.current().set_attributes(decision)
         logger.warning(
             "reconcile_run_finished", run_id=str(run.pk), status=status, error_class=code, ended=ended
         )

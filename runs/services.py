@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,6 +20,7 @@ from agents import app_settings
 from agents.models import Project
 from agents.projects import may_work_in, project_not_found
 from agents.selectors import executor_for_app
+from core import tracing
 from core.db import insert_together
 from core.errors import Conflict, DomainError, NotFound, TooManyRequests
 from run_queue import services as queue
@@ -79,19 +81,30 @@ def run_start(
         if existing is not None:
             return existing, False
     check_active_run_limit(user=user)
+    run_id = run_id or uuid.uuid4()
+    trace_id = secrets.token_hex(16)
+    # The run's root span: its ids are the run's (core.tracing.run_traceparent), so every later hop
+    # continues the trace from the run row. Under a request's span (TRACING_INSTRUMENT=django) it is that
+    # span's child, and the run takes the request's trace id.
+    root_ids = (int(trace_id, 16), run_id.int >> 64)
+    attributes = {"run.id": str(run_id), "app": app.slug, "user.id": user.pk}
     try:
-        with transaction.atomic():
-            return _create_run(
-                user=user,
-                app=app,
-                input=input,
-                session_id=session_id,
-                multitask=multitask,
-                idempotency_key=idempotency_key,
-                priority=priority,
-                run_id=run_id or uuid.uuid4(),
-                project=project,
-            ), True
+        with tracing.span("run.start", ids=root_ids, attributes=attributes) as root:
+            with transaction.atomic():
+                run = _create_run(
+                    user=user,
+                    app=app,
+                    input=input,
+                    session_id=session_id,
+                    multitask=multitask,
+                    idempotency_key=idempotency_key,
+                    priority=priority,
+                    run_id=run_id,
+                    project=project,
+                    trace_id=tracing.log_ids(root).get("trace_id", trace_id),
+                )
+            root.set_attribute("session.id", str(run.session_id))
+        return run, True
     except IntegrityError:
         # A concurrent request with the same key won the race: answer as it did.
         existing = (
@@ -147,7 +160,7 @@ def _run_for_key(*, user, app, input, key: str, project: Project | None) -> Run 
 
 
 def _create_run(
-    *, user, app, input, session_id, multitask, idempotency_key, priority, run_id, project
+    *, user, app, input, session_id, multitask, idempotency_key, priority, run_id, project, trace_id
 ) -> Run:
     session = _session_for(user=user, app=app, session_id=session_id, project=project)
     active = None
@@ -171,7 +184,7 @@ def _create_run(
         user=user,
         prompt_version_id=app.active_prompt_id,
         input=input,
-        trace_id=secrets.token_hex(16),
+        trace_id=trace_id,
         idempotency_key=idempotency_key,
     )
     parked = active is not None
@@ -179,7 +192,8 @@ def _create_run(
     # The first event needs no lock or projection: nothing else can see the run before this commits.
     queued = RunEvent(run=run, seq=1, type="run.queued", data=queued_event_data(run))
     rows = [run, entry, queued] if session_id is not None else [session, run, entry, queued]
-    insert_together(rows, notify=None if parked else queue.CHANNEL)
+    with tracing.span("queue.enqueue", attributes={"run.id": str(run.pk), "queue.parked": parked}):
+        insert_together(rows, notify=None if parked else queue.CHANNEL)
     if parked and not session.queued_runs:  # under the session's row lock (_session_for)
         Session.objects.filter(pk=session.pk).update(queued_runs=True)
     transaction.on_commit(lambda: streaming.publish(run.pk, [queued]))
@@ -305,6 +319,7 @@ def human_loop_reply(
     ``request_id`` is the id a client saw: the ``request_id`` of the ``human_loop.request`` event on the
     run's stream (the executor's, unique within its run: give ``run_id``), or the control plane's id from
     the pending list."""
+    started_ns = time.time_ns()
     pk = _human_request_pk(user=user, request_id=str(request_id), run_id=run_id)
     with transaction.atomic():
         # The run row first, as every writer of a run does (see runs.events.append_events): no deadlock.
@@ -324,6 +339,12 @@ def human_loop_reply(
         transaction.on_commit(
             lambda: inbox.publish_hint(owner, run_id=run_pk, request_id=request_pk, reason="answer")
         )
+    tracing.record_span(
+        "human.reply",
+        parent=tracing.run_traceparent(request.run.trace_id, request.run_id),
+        start_ns=started_ns,
+        attributes={"run.id": str(run_pk), "human_loop.request_id": str(request_pk), "user.id": user.pk},
+    )
     return request
 
 

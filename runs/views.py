@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+import structlog
 from django.http import Http404
 from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
@@ -73,7 +74,7 @@ def _start(request: Request, run_id: uuid.UUID | None = None) -> tuple[Run, bool
     key = params.text(request.headers.get("Idempotency-Key", ""), name="Idempotency-Key", max_length=200)
     app = app_for_use(user=request.user, slug=data["app"])
     project = project_for(user=request.user, slug=data["project"]) if data.get("project") else None
-    return services.run_start(
+    run, created = services.run_start(
         user=request.user,
         app=app,
         input=data["input"],
@@ -83,6 +84,11 @@ def _start(request: Request, run_id: uuid.UUID | None = None) -> tuple[Run, bool
         run_id=run_id,
         project=project,
     )
+    # The request's log lines from here on (request_finished among them) name the run.
+    structlog.contextvars.bind_contextvars(
+        run_id=str(run.pk), session_id=str(run.session_id), trace_id=run.trace_id
+    )
+    return run, created
 
 
 def queued_block(run: Run) -> live.Block:

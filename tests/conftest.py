@@ -72,3 +72,24 @@ def every_user_may_use_every_app(monkeypatch):
     from tests import factories
 
     monkeypatch.setitem(factories.EVERY_USER_MAY_USE_EVERY_APP, "on", True)
+
+
+@pytest.fixture
+def local_tracing(monkeypatch):
+    """core.tracing's helpers on a tracer provider of the test's own (the global one can be set only once
+    per process), exporting to the table through the SDK's batch processor, as in a traced process; call
+    ``flush()`` before reading the spans. For transactional tests: the exporter writes on its own thread."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from core import tracing
+    from observability.tracing import RunIds, TableSpanExporter
+
+    provider = TracerProvider(id_generator=RunIds())
+    exporter = TableSpanExporter("test@host:1")
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=10))
+    monkeypatch.setattr(tracing, "_tracer", lambda: provider.get_tracer("controlplane"))
+    monkeypatch.setattr(tracing.state, "enabled", True)
+    exporter.flush = lambda: provider.force_flush()
+    yield exporter
+    provider.shutdown()

@@ -127,6 +127,27 @@ def test_a_stalled_run_the_executor_never_heard_of_fails_executor_lost(start, re
     assert entry_state(run_id) == State.DONE
 
 
+def test_a_repair_decision_is_a_span_in_the_runs_trace_around_its_executor_call(start, repair, local_tracing):
+    from observability.models import Span
+
+    run_id = start(on_executor=False)
+    orphan(run_id)
+    assert repair().stalled() == 1
+    local_tracing.flush()
+    run = Run.objects.get(pk=run_id)
+    spans = {span.name: span for span in Span.objects.filter(trace_id=run.trace_id)}
+    root = spans["run.start"]
+    assert root.span_id == run.pk.hex[:16]
+    decision = spans["reconcile.stalled"]
+    assert decision.parent_id == root.span_id
+    assert decision.attributes["reconcile.decision"] == "finish:failed"
+    assert decision.attributes["error.type"] == "executor_lost"
+    call = spans["executor.get_run"]
+    assert (call.parent_id, call.kind, call.status) == (decision.span_id, "client", "error")
+    assert call.attributes["http.response.status_code"] == 404
+    assert call.attributes["error.type"] == "http_status"
+
+
 def test_a_stalled_run_finished_on_its_executor_is_synced_and_finished_here(start, repair, executor):
     run_id = start("instant")
     executor.wait_for_state(run_id, "succeeded")

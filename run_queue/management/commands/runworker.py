@@ -4,6 +4,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core import tracing
 from run_queue import handlers
 from run_queue.worker import Worker, WorkerOptions
 
@@ -50,7 +51,9 @@ class Command(BaseCommand):
         worker.install_signal_handlers()
         worker.run()
         if worker.abandoned:
-            # Their leases are released; Python would otherwise wait for the abandoned threads at exit.
+            # Their leases are released; Python would otherwise wait for the abandoned threads at exit
+            # (and skip the tracer's own flush at exit: spans still queued are exported first).
+            tracing.flush()
             logging.shutdown()
             sys.stdout.flush()
             os._exit(0)
