@@ -13,7 +13,7 @@ import functools
 import hmac
 import ipaddress
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 from django.conf import settings
@@ -42,14 +42,20 @@ class FleetCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         now = timezone.now()
+        since = now - timedelta(seconds=settings.METRICS_WINDOW_S)
         try:
-            families = [*self._queue(now), *self._runs(now), *self._agents(), *self._reconciler()]
-            families.append(self._executor_errors(now))
+            families = [*self._queue(now), *self._runs(since), *self._agents(), *self._reconciler()]
+            families.append(self._executor_errors(since))
         except DatabaseError as exc:
             logger.warning("metrics_database_error", error=str(exc)[:300])
             yield GaugeMetricFamily(f"{PREFIX}_database_up", "Whether the last scrape read the database.", 0)
             return
         yield GaugeMetricFamily(f"{PREFIX}_database_up", "Whether the last scrape read the database.", 1)
+        yield GaugeMetricFamily(
+            f"{PREFIX}_metrics_window_seconds",
+            "The window of the *_recent figures and of the duration histogram (METRICS_WINDOW_S).",
+            settings.METRICS_WINDOW_S,
+        )
         yield from families
 
     def _queue(self, now: datetime) -> list[Metric]:
@@ -70,35 +76,40 @@ class FleetCollector(Collector):
             ),
             entries,
             GaugeMetricFamily(
+                f"{PREFIX}_queue_leases_expired",
+                "Leased entries past their lease: a worker died and no other has claimed them yet.",
+                queue["expired"],
+            ),
+            GaugeMetricFamily(
                 f"{PREFIX}_queue_oldest_ready_age_seconds",
                 "How long the oldest claimable entry has waited (0 when none waits).",
                 max((now - oldest).total_seconds(), 0.0) if oldest else 0.0,
             ),
         ]
 
-    def _runs(self, now: datetime) -> list[Metric]:
-        figures = selectors.run_figures(now)
+    def _runs(self, since: datetime) -> list[Metric]:
+        figures = selectors.run_figures(since)
         families = []
         for name, values, documentation in (
             ("runs_active", figures.active, "Runs queued, running or waiting on a person, by status."),
-            ("runs_started_last_hour", figures.started, "Runs started in the last hour, by current status."),
-            ("runs_finished_last_hour", figures.finished, "Runs finished in the last hour, by status."),
+            ("runs_started_recent", figures.started, "Runs started in the window, by current status."),
+            ("runs_finished_recent", figures.finished, "Runs finished in the window, by status."),
         ):
             family = GaugeMetricFamily(f"{PREFIX}_{name}", documentation, labels=["status"])
             for status, count in values.items():
                 family.add_metric([status], count)
             families.append(family)
         errors = GaugeMetricFamily(
-            f"{PREFIX}_run_errors_last_hour",
-            "Runs that ended with an error in the last hour, by error class.",
+            f"{PREFIX}_run_errors_recent",
+            "Runs that ended with an error in the window, by error class.",
             labels=["error_class"],
         )
-        for error_class, count in sorted(selectors.run_errors_recent(now).items()):
+        for error_class, count in sorted(selectors.run_errors_since(since).items()):
             errors.add_metric([error_class], count)
         bounds = [*(floatToGoString(b) for b in selectors.DURATION_BUCKETS), "+Inf"]
         durations = GaugeHistogramMetricFamily(
             f"{PREFIX}_run_duration_seconds",
-            "Durations (started to finished) of the runs finished in the last hour.",
+            "Durations (started to finished) of the runs finished in the window.",
             buckets=list(zip(bounds, figures.durations, strict=True)),
             gsum_value=figures.duration_sum_s,
         )
@@ -130,13 +141,13 @@ class FleetCollector(Collector):
             )
         ]
 
-    def _executor_errors(self, now: datetime) -> Metric:
+    def _executor_errors(self, since: datetime) -> Metric:
         family = GaugeMetricFamily(
-            f"{PREFIX}_executor_call_errors_last_hour",
-            "Executor calls that failed in the last hour, by operation and error class (from the traces).",
+            f"{PREFIX}_executor_call_errors_recent",
+            "Executor calls that failed in the window, by operation and error class (from the traces).",
             labels=["operation", "error_class"],
         )
-        for (operation, error_class), count in sorted(selectors.executor_call_errors_recent(now).items()):
+        for (operation, error_class), count in sorted(selectors.executor_call_errors_since(since).items()):
             family.add_metric([operation, error_class], count)
         return family
 

@@ -26,7 +26,7 @@ from observability.models import ReconcilerHeartbeat, Span, SpanStatus
 from run_queue.models import QueueEntry, State
 from runs.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus
 
-RECENT = timedelta(hours=1)
+LAST_HOUR = timedelta(hours=1)
 # Upper bounds (seconds) of the run-duration histogram's buckets; +Inf is added.
 DURATION_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 UNFINISHED = [State.READY, State.LEASED, State.PARKED]
@@ -50,7 +50,8 @@ def executor_is_up(executor: Executor) -> bool:
 
 def queue_figures() -> dict:
     """Entries by state; ``ready`` are those a worker may claim now, ``delayed`` wait for their retry's
-    backoff. ``depth`` is everything not finished (ready, delayed, leased, parked). Done entries, the bulk
+    backoff; ``expired`` are leased past their lease (a worker died and no other has claimed them yet).
+    ``depth`` is everything not finished (ready, delayed, leased, parked). Done entries, the bulk
     of the table, are left out by the state index."""
     claimable = Q(state=State.READY, available_at__lte=Now())
     figures = QueueEntry.objects.filter(state__in=[*UNFINISHED, State.DEAD]).aggregate(
@@ -58,6 +59,7 @@ def queue_figures() -> dict:
         ready=Count("pk", filter=claimable),
         delayed=Count("pk", filter=Q(state=State.READY, available_at__gt=Now())),
         leased=Count("pk", filter=Q(state=State.LEASED)),
+        expired=Count("pk", filter=Q(state=State.LEASED, lease_expires_at__lt=Now())),
         parked=Count("pk", filter=Q(state=State.PARKED)),
         dead=Count("pk", filter=Q(state=State.DEAD)),
         oldest_ready_at=Min("available_at", filter=claimable),
@@ -65,13 +67,13 @@ def queue_figures() -> dict:
     return figures
 
 
-def runs_recent_by_status(now: datetime) -> dict[str, int]:
+def runs_last_hour_by_status(now: datetime) -> dict[str, int]:
     """Runs created or finished in the hour before ``now``, by their current status (every status named).
 
     ``status IN (every status)`` lets the created-at half walk ``runs_status_idx`` (status, created_at) one
     status at a time; the finished half walks ``runs_finished_idx``: neither reads older runs.
     """
-    since = now - RECENT
+    since = now - LAST_HOUR
     recent = Q(status__in=RunStatus.values, created_at__gte=since) | Q(finished_at__gte=since)
     counts = {str(status): Count("pk", filter=Q(status=status)) for status in RunStatus}
     return Run.objects.filter(recent).aggregate(**counts)
@@ -80,16 +82,15 @@ def runs_recent_by_status(now: datetime) -> dict[str, int]:
 @dataclass
 class RunFigures:
     active: dict[str, int]  # runs queued, running or waiting on a person now
-    started: dict[str, int]  # runs created in the last hour, by current status
-    finished: dict[str, int]  # runs finished in the last hour, by (terminal) status
+    started: dict[str, int]  # runs created since the window's start, by current status
+    finished: dict[str, int]  # runs finished since the window's start, by (terminal) status
     durations: list[int]  # cumulative counts of finished runs per DURATION_BUCKETS bound, then +Inf
     duration_sum_s: float
 
 
-def run_figures(now: datetime) -> RunFigures:
-    """Active runs, and the runs started and finished in the last hour with the durations of the finished
+def run_figures(since: datetime) -> RunFigures:
+    """Active runs, and the runs started and finished since ``since`` with the durations of the finished
     ones (finished_at - started_at), counted into buckets by the database."""
-    since = now - RECENT
     started = Q(status__in=RunStatus.values, created_at__gte=since)
     finished = Q(finished_at__gte=since)
     timed = finished & Q(started_at__isnull=False)
@@ -119,10 +120,10 @@ def run_figures(now: datetime) -> RunFigures:
     )
 
 
-def run_errors_recent(now: datetime) -> dict[str, int]:
-    """Runs that ended with an error class in the last hour, by class."""
+def run_errors_since(since: datetime) -> dict[str, int]:
+    """Runs that ended with an error class since ``since``, by class."""
     rows = (
-        Run.objects.filter(finished_at__gte=now - RECENT)
+        Run.objects.filter(finished_at__gte=since)
         .exclude(error_class="")
         .values_list("error_class")
         .annotate(count=Count("pk"))
@@ -131,11 +132,11 @@ def run_errors_recent(now: datetime) -> dict[str, int]:
     return dict(rows)
 
 
-def executor_call_errors_recent(now: datetime) -> dict[tuple[str, str], int]:
-    """Failed executor calls in the last hour, from the trace store: {(operation, error class): count}.
-    Empty when tracing is off (no spans are written)."""
+def executor_call_errors_since(since: datetime) -> dict[tuple[str, str], int]:
+    """Failed executor calls since ``since``, from the trace store: {(operation, error class): count}.
+    Empty when tracing is off (no spans are written). Only failed spans are read (``obs_span_error_idx``)."""
     rows = (
-        Span.objects.filter(start__gte=now - RECENT, name__startswith="executor.", status=SpanStatus.ERROR)
+        Span.objects.filter(status=SpanStatus.ERROR, start__gte=since, name__startswith="executor.")
         .values_list("name", KeyTextTransform("error.type", "attributes"))
         .annotate(count=Count("pk"))
         .order_by()

@@ -13,7 +13,7 @@ def health_summary() -> dict:
     agents = selectors.agents_by_state()
     executors = selectors.executors_with_health()
     queue = selectors.queue_figures()
-    runs = selectors.runs_recent_by_status(now)
+    runs = selectors.runs_last_hour_by_status(now)
     heartbeat = selectors.last_heartbeat()
     up = sum(selectors.executor_is_up(executor) for executor in executors)
     enabled = sum(executor.enabled for executor in executors)

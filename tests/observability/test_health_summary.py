@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from agents.models import AgentState
 from observability.models import OperatorAction, OperatorGrant, ReconcilerHeartbeat
-from observability.selectors import runs_recent_by_status
+from observability.selectors import runs_last_hour_by_status
 from run_queue.models import State
 from runs.models import Run, RunStatus
 from tests.factories import RoleBindingFactory, RoleFactory
@@ -133,7 +133,7 @@ def test_the_last_hour_s_runs_are_found_by_index_not_by_reading_every_run(db):
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE runs_run")
     with CaptureQueriesContext(connection) as queries:
-        assert runs_recent_by_status(timezone.now())["running"] == 20
+        assert runs_last_hour_by_status(timezone.now())["running"] == 20
     (query,) = queries.captured_queries
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN " + query["sql"])

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from observability.metrics import registry
 from observability.models import ReconcilerHeartbeat, Span, SpanStatus
+from observability.selectors import executor_call_errors_since
 from run_queue.models import State
 from runs.models import RunStatus
 from runs.sse import stream_slots
@@ -95,6 +96,12 @@ def test_with_both_configured_a_scrape_needs_both(client, db, settings):
     assert scrape(client, token="wrong", REMOTE_ADDR="127.0.0.1").status_code == 404
 
 
+def test_plain_http_scrapes_are_not_redirected_to_https(client, db, with_token, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    assert scrape(client).status_code == 200
+    assert client.get("/api/health/summary").status_code == 301  # the rest still is
+
+
 def test_metrics_refuse_writes(client, db, with_token):
     assert client.post("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 405
 
@@ -106,7 +113,8 @@ def test_openmetrics_is_served_to_who_asks_for_it(client, db, with_token):
     assert response.content.endswith(b"# EOF\n")
 
 
-def test_the_figures_are_the_rows(client, db, with_token):
+def test_the_figures_are_the_rows(client, db, with_token, settings):
+    settings.METRICS_WINDOW_S = 3600.0
     fleet()
     bulk_runs(2, status=RunStatus.RUNNING, created_at=ago(minutes=4))
     bulk_runs(1, status=RunStatus.WAITING_HUMAN, created_at=ago(hours=5))
@@ -118,7 +126,7 @@ def test_the_figures_are_the_rows(client, db, with_token):
     queue_entry(State.READY, available_at=ago(seconds=90))
     queue_entry(State.READY, available_at=timezone.now() + timedelta(minutes=1))
     queue_entry(State.LEASED)
-    queue_entry(State.PARKED)
+    queue_entry(State.LEASED, lease_expires_at=ago(seconds=1))
     queue_entry(State.PARKED)
     queue_entry(State.DEAD)
     queue_entry(State.DONE)
@@ -146,19 +154,21 @@ def test_the_figures_are_the_rows(client, db, with_token):
 
     figures = samples(scrape(client))
 
+    assert value(figures, "controlplane_metrics_window_seconds") == 3600
     assert value(figures, "controlplane_queue_depth") == 5
-    for state, count in {"ready": 1, "delayed": 1, "leased": 1, "parked": 2, "dead": 1}.items():
+    assert value(figures, "controlplane_queue_leases_expired") == 1
+    for state, count in {"ready": 1, "delayed": 1, "leased": 2, "parked": 1, "dead": 1}.items():
         assert value(figures, "controlplane_queue_entries", state=state) == count
     assert 89 <= value(figures, "controlplane_queue_oldest_ready_age_seconds") < 120
     assert value(figures, "controlplane_runs_active", status="running") == 2
     assert value(figures, "controlplane_runs_active", status="waiting_human") == 1
     assert value(figures, "controlplane_runs_active", status="queued") == 0
-    assert value(figures, "controlplane_runs_started_last_hour", status="running") == 2
-    assert value(figures, "controlplane_runs_started_last_hour", status="succeeded") == 5
-    assert value(figures, "controlplane_runs_started_last_hour", status="failed") == 0
-    assert value(figures, "controlplane_runs_finished_last_hour", status="succeeded") == 5
-    assert value(figures, "controlplane_runs_finished_last_hour", status="failed") == 1
-    assert value(figures, "controlplane_run_errors_last_hour", error_class="executor_unavailable") == 1
+    assert value(figures, "controlplane_runs_started_recent", status="running") == 2
+    assert value(figures, "controlplane_runs_started_recent", status="succeeded") == 5
+    assert value(figures, "controlplane_runs_started_recent", status="failed") == 0
+    assert value(figures, "controlplane_runs_finished_recent", status="succeeded") == 5
+    assert value(figures, "controlplane_runs_finished_recent", status="failed") == 1
+    assert value(figures, "controlplane_run_errors_recent", error_class="executor_unavailable") == 1
     histogram = "controlplane_run_duration_seconds_bucket"
     assert value(figures, histogram, le="0.5") == 3
     assert value(figures, histogram, le="30.0") == 3
@@ -167,7 +177,7 @@ def test_the_figures_are_the_rows(client, db, with_token):
     assert value(figures, histogram, le="+Inf") == 6
     assert value(figures, "controlplane_run_duration_seconds_gcount") == 6
     assert value(figures, "controlplane_run_duration_seconds_gsum") == pytest.approx(3 * 0.2 + 2 * 45 + 7000)
-    errors = "controlplane_executor_call_errors_last_hour"
+    errors = "controlplane_executor_call_errors_recent"
     assert value(figures, errors, operation="start_run", error_class="executor_unavailable") == 2
     assert value(figures, errors, operation="get_run", error_class="executor_unavailable") == 1
     assert len([key for key in figures if key[0] == errors]) == 2
@@ -182,6 +192,20 @@ def test_the_figures_are_the_rows(client, db, with_token):
     assert value(figures, "controlplane_reconciler_last_pass_timestamp_seconds") == pytest.approx(
         passed_at.timestamp()
     )
+
+
+def test_the_recent_figures_count_the_window_only(client, db, with_token, settings):
+    bulk_runs(2, status=RunStatus.SUCCEEDED, created_at=ago(minutes=20), duration_s=60)  # ended 19 min ago
+    bulk_runs(1, status=RunStatus.CANCELLED, created_at=ago(minutes=3), duration_s=1)
+    settings.METRICS_WINDOW_S = 300.0
+    figures = samples(scrape(client))
+    assert value(figures, "controlplane_runs_finished_recent", status="succeeded") == 0
+    assert value(figures, "controlplane_runs_finished_recent", status="cancelled") == 1
+    assert value(figures, "controlplane_run_duration_seconds_bucket", le="+Inf") == 1
+    settings.METRICS_WINDOW_S = 1800.0
+    figures = samples(scrape(client))
+    assert value(figures, "controlplane_runs_finished_recent", status="succeeded") == 2
+    assert value(figures, "controlplane_run_duration_seconds_bucket", le="+Inf") == 3
 
 
 def test_open_streams_of_this_process_are_counted(client, db, with_token):
@@ -231,3 +255,19 @@ def test_a_scrape_that_cannot_read_the_database_says_so_and_still_answers(
     assert value(figures, "controlplane_database_up") == 0
     assert not [name for name, _ in figures if name.startswith("controlplane_queue")]
     assert ("controlplane_web_streams_open", frozenset()) in figures
+
+
+def test_failed_executor_calls_are_found_by_their_own_index(db):
+    now = timezone.now()
+    span = {"trace_id": "c" * 32, "span_id": "d" * 16, "end": now, "duration_us": 1, "process": "t"}
+    ok = [Span(name="executor.get_run", start=now - timedelta(seconds=n % 200), **span) for n in range(5000)]
+    Span.objects.bulk_create(ok)
+    Span.objects.create(name="executor.get_run", start=now, status=SpanStatus.ERROR, **span)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE observability_span")
+    with CaptureQueriesContext(connection) as queries:
+        assert executor_call_errors_since(now - timedelta(minutes=5)) == {("get_run", ""): 1}
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + queries.captured_queries[0]["sql"])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "obs_span_error_idx" in plan, plan
