@@ -502,3 +502,17 @@ def test_the_trace_list_pages_back_in_time(browsing, operator):
     expect(rows).to_have_count(5)
     page.get_by_role("button", name="Newest").click()
     expect(rows).to_have_count(TRACES_PAGE)
+
+
+def test_the_waterfall_of_a_run_still_going_says_it_is_a_snapshot(browsing, operator):
+    origin = timezone.now() - timedelta(seconds=30)
+    run = RunFactory(app=AppFactory(slug="notes"), status=RunStatus.RUNNING, started_at=origin)
+    stored_trace(run, origin=origin)
+    browser = browsing()
+    sign_in(browser, operator)
+    page = browser.page()
+    page.goto(f"/dashboard/traces/{run.trace_id}")
+    expect(page.locator("#waterfall .span-row")).to_have_count(7)
+    expect(page.locator("#trace-status")).to_have_text(
+        "The run is still going: load the page again for its later spans."
+    )

@@ -44,6 +44,14 @@ function flag(name, trouble) {
   document.querySelector(`[data-health="${name}"]`).classList.toggle("trouble", trouble);
 }
 
+const shown = new Map(); // what a table last drew, as JSON
+function changed(table, rows) {
+  const json = JSON.stringify(rows);
+  if (shown.get(table) === json) return false;
+  shown.set(table, json);
+  return true;
+}
+
 // --- the health summary -------------------------------------------------------------------------------
 
 function showHealth(summary) {
@@ -237,7 +245,10 @@ function runRow(run) {
 async function loadRuns() {
   try {
     const data = await api(`/api/runs/?scope=visible&page_size=${RECENT_RUNS}`);
-    $("recent-rows").replaceChildren(...data.results.map(runRow));
+    // Rows drawn again only when they change (or show a running clock): a refresh keeps focus and selection.
+    if (changed("runs", data.results) || data.results.some((run) => ACTIVE.has(run.status))) {
+      $("recent-rows").replaceChildren(...data.results.map(runRow));
+    }
     $("recent-table").hidden = !data.results.length;
     say($("recent-status"), data.count ? format(_("The latest %(shown)s of %(n)s."), { shown: data.results.length, n: data.count }) : _("No run yet."));
   } catch (error) {
@@ -265,7 +276,7 @@ function deadRow(entry) {
 async function loadDead() {
   try {
     const data = await api(`/api/queue/dead?limit=${DEAD_SHOWN}`);
-    $("dead-rows").replaceChildren(...data.results.map(deadRow));
+    if (changed("dead", data.results)) $("dead-rows").replaceChildren(...data.results.map(deadRow));
     $("dead-table").hidden = !data.results.length;
     say($("dead-status"), data.results.length ? format(ngettext("%(n)s entry shown.", "%(n)s entries shown.", data.results.length), { n: data.results.length }) : _("No dead entry: the queue has given up on no run."));
   } catch (error) {

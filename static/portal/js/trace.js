@@ -6,6 +6,7 @@ import { api, errorText } from "./api.js";
 import { _, format, formatDate, formatMs, statusLabel } from "./i18n.js";
 import { el, pageData } from "./dom.js";
 
+const ACTIVE = new Set(["queued", "running", "waiting_human"]);
 const PROCESS_COLOURS = 4; // portal.css: .process-0 to .process-3
 const SPAN_STATUS = { ok: () => _("ok"), error: () => _("error"), unset: () => _("unset") };
 const page = pageData();
@@ -158,8 +159,11 @@ async function load() {
   drawAxis(total);
   const colours = drawLegend(trace.spans);
   waterfall.replaceChildren(...trace.spans.map((span) => spanRow(span, total, colours)));
-  statusLine.textContent = trace.spans.length ? "" : _("This trace has no span.");
-  statusLine.hidden = Boolean(trace.spans.length);
+  const going = trace.run && ACTIVE.has(trace.run.status);
+  statusLine.textContent = !trace.spans.length
+    ? _("This trace has no span.")
+    : going ? _("The run is still going: load the page again for its later spans.") : "";
+  statusLine.hidden = !statusLine.textContent;
   waterfall.dataset.ready = "true";
   const wanted = window.location.hash.startsWith("#span-") ? window.location.hash.slice(6) : "";
   const chosen = trace.spans.find((span) => span.span_id === wanted);
