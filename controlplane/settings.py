@@ -36,7 +36,8 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.boolean("SECURE_COOKIES", not D
 # default so `make demo` and a plain-http compose on localhost work: HSTS sent once is kept by browsers.
 SECURE_SSL_REDIRECT = env.boolean("SECURE_SSL_REDIRECT", False)
 # The containers' health probes call these over plain http inside the network: a redirect would fail them.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# So may Prometheus /metrics (a redirect would not protect its token: the first request already carried it).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.integer("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.boolean("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env.boolean("SECURE_HSTS_PRELOAD", False)
@@ -390,6 +391,15 @@ API_MAX_BODY_BYTES = env.integer("API_MAX_BODY_BYTES", EXECUTOR_MAX_BODY_BYTES, 
 
 # Generation-0 threshold of the garbage collector in web processes (0 keeps Python's default of 700).
 WEB_GC_THRESHOLD = env.integer("WEB_GC_THRESHOLD", 50_000, minimum=0)
+
+# --- metrics (/metrics, Prometheus text: observability.metrics) ---------------------------------------
+# Who may scrape: a bearer token (compared in constant time), client addresses or networks (the address as
+# TRUSTED_PROXIES computes it), or both (then a scrape must pass both). With neither, /metrics is a 404.
+METRICS_TOKEN = env.string("METRICS_TOKEN")
+METRICS_ALLOW_IPS = env.networks("METRICS_ALLOW_IPS", [])
+# The window (seconds) of the figures "of late": runs started and finished, errors, the duration histogram.
+# A scrape reads the runs and failed spans of the window, so its cost grows with it.
+METRICS_WINDOW_S = env.number("METRICS_WINDOW_S", 300.0, minimum=10.0)
 
 # --- logging --------------------------------------------------------------------------------------
 # JSON in production (one object per line, for a log pipeline), readable lines while developing.

@@ -7,6 +7,7 @@ from django.views.i18n import JavaScriptCatalog
 from controlplane.api import api_not_found
 from controlplane.api_docs import SchemaView, SwaggerView
 from observability import views as health
+from observability.metrics import metrics
 from portal import views as portal
 
 handler404 = "controlplane.api.json_404"
@@ -31,6 +32,7 @@ urlpatterns = [
     path("jsi18n/", JavaScriptCatalog.as_view(packages=["portal"]), name="javascript-catalog"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("api/", include(api)),
     path("admin/", admin.site.urls),
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from rest_framework.permissions import BasePermission
+
+from core.errors import NotFound
 from observability.models import OperatorAction, OperatorGrant
 from rbac.selectors import role_ids_held
 
@@ -15,3 +18,13 @@ def may_view_dashboard(user) -> bool:
     return OperatorGrant.objects.filter(
         action=OperatorAction.DASHBOARD_VIEW, role_id__in=role_ids_held(user)
     ).exists()
+
+
+class OperatorsOnly(BasePermission):
+    """For the operators' API: anyone else gets a 404, as if the endpoint did not exist for them (after
+    ``IsAuthenticated``, so an anonymous call is still a 401)."""
+
+    def has_permission(self, request, view) -> bool:
+        if not may_view_dashboard(request.user):
+            raise NotFound()
+        return True

@@ -19,6 +19,7 @@ from django.db import DatabaseError, close_old_connections, connection
 
 from core.shutdown import TwoSignalShutdown
 from observability.agent_status import AgentStatusMonitor
+from observability.services import heartbeat_record
 from observability.traces import prune_spans
 from runs.repair import Repair
 
@@ -100,6 +101,7 @@ class Reconciler(TwoSignalShutdown):
             self._run_step(name, report)
         self.passes += 1
         self.last_pass_at = time.time()
+        heartbeat_record(owner=self.owner, passes=self.passes)
         level = self.log.info if report.total or report.failed else self.log.debug
         level("reconcile_pass", **report.counts, failed=report.failed)
         return report

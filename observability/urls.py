@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, path
 
-from observability import agent_views, trace_views
+from observability import agent_views, health_views, trace_views
 
 urlpatterns: list[URLPattern] = [
     path("traces/", trace_views.TraceListView.as_view(), name="traces"),
@@ -15,4 +15,6 @@ urlpatterns: list[URLPattern] = [
         name="agent-status-history",
     ),
     path("agents/events", agent_views.AgentEventsView.as_view(), name="agent-events"),
+    path("health/summary", health_views.HealthSummaryView.as_view(), name="health-summary"),
+    path("queue/dead", health_views.DeadEntriesView.as_view(), name="queue-dead"),
 ]
