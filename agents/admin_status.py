@@ -5,20 +5,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from agents.admin_prompts import ReadOnlyAdmin
 from agents.models import AgentStatus, AgentStatusChange, ExecutorHealth
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Written by the monitor only: browsable, never added, changed or deleted by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class AgentStatusChangeInline(admin.TabularInline):

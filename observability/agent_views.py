@@ -9,7 +9,6 @@ from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,7 +18,7 @@ from core import params
 from observability.access import may_view_dashboard
 from observability.agent_status import CHANNEL, last_change_id
 from observability.agent_stream import stream_agents
-from runs.sse import EventStreamRenderer
+from runs.views import StreamView
 
 HISTORY_MAX = 500
 
@@ -112,16 +111,8 @@ class AgentStatusHistoryView(APIView):
         return Response({"results": AgentStatusChangeSerializer(changes, many=True).data})
 
 
-class AgentEventsView(APIView):
+class AgentEventsView(StreamView):
     """SSE; errors (a malformed Last-Event-ID, a 404, too many streams) are JSON."""
-
-    renderer_classes = [EventStreamRenderer, JSONRenderer]
-
-    def handle_exception(self, exc):
-        response = super().handle_exception(exc)
-        self.request.accepted_renderer = JSONRenderer()
-        self.request.accepted_media_type = JSONRenderer.media_type
-        return response
 
     @extend_schema(
         responses={(200, "text/event-stream"): OpenApiTypes.STR},

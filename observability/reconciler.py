@@ -20,9 +20,13 @@ from django.db import DatabaseError, close_old_connections, connection
 from core.shutdown import TwoSignalShutdown
 from observability.agent_status import AgentStatusMonitor
 from observability.services import heartbeat_record
+from observability.traces import prune_spans
 from runs.repair import Repair
 
 logger = structlog.get_logger(__name__)
+
+SPAN_BATCH = 5000
+SPAN_BATCHES = 20  # 100,000 spans per retention pass (every 5 minutes): ~15,000 runs' worth
 
 
 @dataclass
@@ -116,8 +120,21 @@ class Reconciler(TwoSignalShutdown):
             self.log.exception("reconcile_step_failed", step=name)
 
     def _step(self, name: str) -> Callable[[], int]:
-        """A step is a method of the agent-status monitor or, for every other step, of ``Repair``."""
+        """A step is a method of the agent-status monitor, the retention below, or of ``Repair``."""
+        if name == "retention":
+            return self.retention
         return getattr(self.monitor if name == "agent_status" else self.repair, name)
+
+    def retention(self) -> int:
+        """The runs' retention (``Repair.retention``: events, runs, queue entries), then the trace store's:
+        spans past ``TRACE_RETENTION_DAYS``, in batches, at most ``SPAN_BATCHES`` of them per pass."""
+        deleted = self.repair.retention()
+        for _ in range(SPAN_BATCHES):
+            pruned = prune_spans(batch=SPAN_BATCH)
+            deleted += pruned
+            if pruned < SPAN_BATCH or self.stopping.is_set():
+                break
+        return deleted
 
     def close(self) -> None:
         self.repair.close()

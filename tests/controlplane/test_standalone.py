@@ -177,7 +177,8 @@ def test_one_process_serves_runs_live_the_admin_and_the_docs_and_stops_on_sigint
 
         demo = start_streaming(standalone.base, token, "demo", {"message": "standalone", "delay_ms": 0})
         demo.wait_for("human_loop.request", timeout=30)
-        answer_the_question(standalone.base, token, demo.response.headers["X-Run-ID"])
+        demo_run = demo.response.headers["X-Run-ID"]
+        answer_the_question(standalone.base, token, demo_run)
         assert demo.wait_for("run.finished", timeout=30)["data"]["status"] == "succeeded"
         assert "human_loop.reply" in demo.types()
 
@@ -197,6 +198,16 @@ def test_one_process_serves_runs_live_the_admin_and_the_docs_and_stops_on_sigint
         status = standalone.stop(signal.SIGINT)
     assert status == 0, standalone.log()
     assert "Traceback" not in standalone.log()
+    # Its spans reached the SQLite file (the batch exporter's last batch at exit): one trace for the run.
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            "SELECT s.name, s.process FROM observability_span s JOIN runs_run r ON r.trace_id = s.trace_id"
+            " WHERE r.id = ?",
+            [demo_run.replace("-", "")],
+        ).fetchall()
+    names = {name for name, _ in rows}
+    assert {"run.start", "queue.claim", "run.drive", "executor.start_run", "human.reply"} <= names, rows
+    assert all(process.startswith("standalone@") for _, process in rows)
 
 
 @pytest.mark.slow

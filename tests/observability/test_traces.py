@@ -227,3 +227,20 @@ def test_tracing_off_costs_nothing_and_records_nothing():
     assert tracing.log_ids() == {}
     assert tracing.parse_traceparent("00-" + "0" * 32 + "-" + "b" * 16 + "-01") is None
     assert tracing.parse_traceparent("garbage") is None
+
+
+@pytest.mark.django_db
+def test_the_reconcilers_retention_step_prunes_old_spans(settings, monkeypatch):
+    from observability import reconciler as module
+
+    settings.TRACE_RETENTION_DAYS = 1
+    kept, old = traced_run(), traced_run()
+    Span.objects.filter(trace_id=old.trace_id).update(start=timezone.now() - timedelta(days=2))
+    monkeypatch.setattr(module, "SPAN_BATCH", 2)  # several batches in one pass
+    reconciler = module.Reconciler(options=module.ReconcilerOptions())
+    try:
+        assert reconciler.retention() == 5
+    finally:
+        reconciler.close()
+    assert not Span.objects.filter(trace_id=old.trace_id).exists()
+    assert Span.objects.filter(trace_id=kept.trace_id).count() == 5
