@@ -304,6 +304,7 @@ class ExecutorClient:
         path: str,
         *,
         op: str,
+        run_id: str | None = None,
         body: Any = None,
         params: dict[str, Any] | None = None,
         traceparent: str | None = None,
@@ -318,6 +319,8 @@ class ExecutorClient:
         if not (within or traceparent):  # a poll (agent status, health) starts no trace of its own
             return self._request(method, path, traceparent=traceparent, **request)
         attributes = {"executor.name": self.config.name, "http.request.method": method, "url.path": path}
+        if run_id is not None:
+            attributes["run.id"] = run_id
         parent = None if within else traceparent
         with tracing.span(
             f"executor.{op}", parent=parent, kind=SpanKind.CLIENT, attributes=attributes
@@ -435,20 +438,27 @@ class ExecutorClient:
         }
         if agent is not None:
             body["agent"] = agent
-        return self._call("POST", "/v1/runs", op="start_run", body=body, traceparent=traceparent)
+        return self._call(
+            "POST", "/v1/runs", op="start_run", run_id=str(run_id), body=body, traceparent=traceparent
+        )
 
     def get_run(self, run_id: str, *, traceparent: str | None = None) -> Reply:
-        return self._call("GET", self._run_path(run_id), op="get_run", traceparent=traceparent)
+        return self._call(
+            "GET", self._run_path(run_id), op="get_run", run_id=str(run_id), traceparent=traceparent
+        )
 
     def send_input(
         self, run_id: str, *, request_id: str, answer: str, traceparent: str | None = None
     ) -> Reply:
         body = {"request_id": request_id, "answer": answer}
         path = self._run_path(run_id, "/input")
-        return self._call("POST", path, op="send_input", body=body, traceparent=traceparent)
+        return self._call(
+            "POST", path, op="send_input", run_id=str(run_id), body=body, traceparent=traceparent
+        )
 
     def cancel_run(self, run_id: str, *, traceparent: str | None = None) -> Reply:
-        return self._call("POST", self._run_path(run_id, "/cancel"), op="cancel_run", traceparent=traceparent)
+        path = self._run_path(run_id, "/cancel")
+        return self._call("POST", path, op="cancel_run", run_id=str(run_id), traceparent=traceparent)
 
     def iter_events(
         self, run_id: str, *, after: int = 0, traceparent: str | None = None
@@ -474,7 +484,7 @@ class ExecutorClient:
         where = f"GET {path}"
         params = {"after": after}
         response, attempts = self._send(
-            "GET", path, op="events", params=params, traceparent=traceparent, stream=True
+            "GET", path, op="events", run_id=str(run_id), params=params, traceparent=traceparent, stream=True
         )
         last = after
         try:

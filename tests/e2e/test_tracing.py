@@ -140,7 +140,8 @@ def test_a_run_is_one_trace_across_the_web_process_and_the_worker_in_the_table_t
         call.kind == "client" and call.attributes["executor.name"] == "test-executor" for call in calls
     )
     assert sum(f.attributes["events.received"] for f in follows) == run.last_seq - 1  # all but run.queued
-    assert {span.attributes["run.id"] for span in spans.values() if "run.id" in span.attributes} == {run_id}
+    every = Span.objects.filter(trace_id=run.trace_id)
+    assert {span.attributes.get("run.id") for span in every} == {run_id}
 
     # The API gives the tree, parents before children.
     tree = alice.get(f"/api/runs/{run_id}/trace").json()
