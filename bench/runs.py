@@ -286,20 +286,28 @@ def tracing_cost(stack: Stack, runs: int, concurrency: int, rounds: int) -> None
     services are restarted with TRACING=false, then true, ``rounds`` times. With tracing on, the spans the
     exporters wrote per second of load, and the table's growth per run."""
     rates: dict[str, list[float]] = {"off": [], "on": []}
+    cpu_ms: dict[str, list[float]] = {"off": [], "on": []}  # per run: web, workers, reconciler, PostgreSQL
     spans = elapsed_on = table_bytes = 0.0
     for _ in range(rounds):
         for mode in ("off", "on"):
             stack.restart(TRACING="true" if mode == "on" else "false")
             asyncio.run(closed_loop(stack, concurrency * 2, concurrency))  # warm up
             rows_before, bytes_before = settled_span_table()
+            before = stack.cpu()
             _, elapsed = asyncio.run(closed_loop(stack, runs, concurrency))
+            after = stack.cpu()
             rates[mode].append(runs / elapsed)
+            served = ("web", "workers", "reconcilers", "postgres")
+            cpu_ms[mode].append(sum(after[name] - before[name] for name in served) * 1000 / runs)
             if mode == "on":
                 rows_after, bytes_after = settled_span_table()
                 spans += rows_after - rows_before
                 table_bytes += bytes_after - bytes_before
                 elapsed_on += elapsed
-            print(f"    tracing {mode}: {runs / elapsed:,.1f} runs/s", flush=True)
+            print(
+                f"    tracing {mode}: {runs / elapsed:,.1f} runs/s, {cpu_ms[mode][-1]:.2f} ms CPU per run",
+                flush=True,
+            )
     off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
     total_runs = runs * rounds
     print(
@@ -307,6 +315,11 @@ def tracing_cost(stack: Stack, runs: int, concurrency: int, rounds: int) -> None
         f"{concurrency} clients:"
     )
     print(f"    off {off:,.1f} runs/s, on {on:,.1f} runs/s (medians): on/off = {on / off:.3f}")
+    cpu_off, cpu_on = statistics.median(cpu_ms["off"]), statistics.median(cpu_ms["on"])
+    print(
+        f"    CPU per run (web, workers, reconciler, PostgreSQL; medians): off {cpu_off:.2f} ms, "
+        f"on {cpu_on:.2f} ms (+{(cpu_on / cpu_off - 1) * 100:.1f} %)"
+    )
     print(
         f"    spans written: {spans / elapsed_on:,.0f} spans/s under that load; per run "
         f"{spans / total_runs:.1f} rows, {table_bytes / total_runs:,.0f} bytes (table, indexes, TOAST)"

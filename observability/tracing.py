@@ -12,6 +12,7 @@ the spans of ``core.tracing``.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -21,7 +22,13 @@ from datetime import UTC, datetime
 
 import structlog
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections, connection, connections
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    close_old_connections,
+    connection,
+    connections,
+)
 from django.db.backends.base.base import BaseDatabaseWrapper
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -94,36 +101,57 @@ def _when(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC)
 
 
-def span_row(span: ReadableSpan, process: str) -> Span:
+# The columns a span is written with, in this order (``span_values``).
+COLUMNS = (
+    "trace_id",
+    "span_id",
+    "parent_id",
+    "name",
+    "kind",
+    "start",
+    "end",
+    "duration_us",
+    "status",
+    "status_message",
+    "attributes",
+    "process",
+)
+
+
+def span_values(span: ReadableSpan, process: str) -> tuple:
+    """One span as the values of ``COLUMNS`` (its attributes as JSON text): plain tuples, not model
+    instances, since the exporter turns hundreds of spans a second into rows on a thread that shares the
+    GIL with the work it traces."""
     context = span.get_span_context()
     assert context is not None
     start, end = span.start_time or 0, span.end_time or span.start_time or 0
     attributes: dict[str, object] = {key: _attribute(value) for key, value in (span.attributes or {}).items()}
-    events: dict[str, list[dict[str, object]]] = {}
     for event in span.events:  # exceptions and retries, in order, under their names
         happened = {key: _attribute(value) for key, value in (event.attributes or {}).items()}
-        events.setdefault(f"event.{event.name}", []).append(happened)
-    attributes.update(events)
-    return Span(
-        trace_id=f"{context.trace_id:032x}",
-        span_id=f"{context.span_id:016x}",
-        parent_id=f"{span.parent.span_id:016x}" if span.parent is not None else "",
-        name=span.name[:200],
-        kind=_KINDS.get(span.kind, SpanKind.INTERNAL),
-        start=_when(start),
-        end=_when(end),
-        duration_us=max(0, (end - start) // 1000),
-        status=_STATUSES.get(span.status.status_code, SpanStatus.UNSET),
-        status_message=(span.status.description or "")[:2000],
-        attributes=attributes,
-        process=process[:200],
+        listed = attributes.setdefault(f"event.{event.name}", [])
+        if isinstance(listed, list):
+            listed.append(happened)
+    return (
+        f"{context.trace_id:032x}",
+        f"{context.span_id:016x}",
+        f"{span.parent.span_id:016x}" if span.parent is not None else "",
+        span.name[:200],
+        _KINDS.get(span.kind, SpanKind.INTERNAL),
+        _when(start),
+        _when(end),
+        max(0, (end - start) // 1000),
+        _STATUSES.get(span.status.status_code, SpanStatus.UNSET),
+        (span.status.description or "")[:2000],
+        json.dumps(attributes, separators=(",", ":"), default=str),
+        process[:200],
     )
 
 
 class TableSpanExporter(SpanExporter):
-    """Writes each batch the SDK hands over as one multi-row insert, on the processor's own thread (with its
-    own database connection). A batch that cannot be written is dropped and logged: tracing never holds up
-    or breaks the work it watches."""
+    """Writes each batch the SDK hands over on the processor's own thread (with its own database
+    connection): one ``COPY`` on PostgreSQL (a few microseconds of Python per span, where a multi-row
+    ``INSERT`` built by the ORM cost ~75), a multi-row insert elsewhere. A batch that cannot be written is
+    dropped and logged: tracing never holds up or breaks the work it watches."""
 
     def __init__(self, process: str) -> None:
         self.process = process
@@ -131,12 +159,15 @@ class TableSpanExporter(SpanExporter):
         self._connection: BaseDatabaseWrapper | None = None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        rows = [span_row(span, self.process) for span in spans]
+        rows = [span_values(span, self.process) for span in spans]
         if self._connection is None:  # the processor's thread's: shutdown() closes it from another thread
             self._connection = connections[DEFAULT_DB_ALIAS]
             self._connection.inc_thread_sharing()
         try:
-            Span.objects.bulk_create(rows, batch_size=500)
+            if self._connection.vendor == "postgresql":
+                self._copy(rows)
+            else:
+                Span.objects.bulk_create([Span(**dict(zip(COLUMNS, row, strict=True))) for row in rows])
         except DatabaseError as exc:
             logger.warning("trace_export_failed", spans=len(rows), error=str(exc)[:300])
             connection.close()
@@ -145,6 +176,13 @@ class TableSpanExporter(SpanExporter):
             close_old_connections()  # this thread's connection, when CONN_MAX_AGE says it is done
         self.written += len(rows)
         return SpanExportResult.SUCCESS
+
+    def _copy(self, rows: list[tuple]) -> None:
+        columns = ", ".join(f'"{column}"' for column in COLUMNS)
+        statement = f"COPY {Span._meta.db_table} ({columns}) FROM STDIN"
+        with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def shutdown(self) -> None:
         if self._connection is not None:
