@@ -70,20 +70,26 @@ def otlp():
 
 
 @pytest.fixture
-def traced(stack, transactional_db, otlp):
-    """A web process and a worker of their own: tracing to the table and to ``otlp``, JSON logs at INFO."""
-    env = {
-        "TRACING": "true",
-        "TRACE_EXPORT_DELAY_MS": "50",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-    }
-    web, base = start_web(stack.log_dir, **env)
-    worker = start_worker(stack.log_dir, "--concurrency", "2", **env)
-    yield base, web, worker
-    worker.stop()
-    web.stop()
+def traced_stack(stack, transactional_db):
+    """Start a web process and a worker of their own, tracing with ``env`` (stopped after the test)."""
+    started = []
+
+    def start(**env: str):
+        env = {"TRACING": "true", "TRACE_EXPORT_DELAY_MS": "50", **env}
+        web, base = start_web(stack.log_dir, **env)
+        worker = start_worker(stack.log_dir, "--concurrency", "2", **env)
+        started.extend([worker, web])
+        return base, web, worker
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def traced(traced_stack, otlp):
+    """Tracing to the table and to ``otlp``, JSON logs at INFO."""
+    return traced_stack(OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, LOG_FORMAT="json", LOG_LEVEL="INFO")
 
 
 def json_lines(text: str) -> list[dict]:
@@ -183,3 +189,37 @@ def test_a_run_is_one_trace_across_the_web_process_and_the_worker_in_the_table_t
     web_lines = [line for line in json_lines(web.log()) if line.get("trace_id") == run.trace_id]
     assert all(line.get("request_id") for line in web_lines)
     assert any(line.get("span_id") in drive_ids for line in worker_lines)
+
+
+def test_the_official_instrumentations_add_the_request_the_queries_and_each_http_attempt(
+    traced_stack, app_on_executor, client_for
+):
+    base, _, _ = traced_stack(TRACING_INSTRUMENT="django,psycopg,urllib3")
+    app_on_executor("instant", slug="instant")
+    alice = Client(base, client_for("alice").token)
+    started = alice.post("/api/runs/", json={"app": "instant", "input": {}})
+    assert started.status_code == 201, started.text
+    run_id = started.json()["id"]
+    wait_until(lambda: Run.objects.get(pk=run_id).is_terminal, timeout=30, what="the run to finish")
+    run = Run.objects.get(pk=run_id)
+
+    def stored():
+        spans = list(Span.objects.filter(trace_id=run.trace_id))
+        names = {span.name for span in spans}
+        return spans if {"run.start", "run.follow", "executor.start_run"} <= names else None
+
+    spans = wait_until(stored, timeout=20, what="the run's spans")
+    by_id = {span.span_id: span for span in spans}
+    root = next(span for span in spans if span.name == "run.start")
+    request = by_id[root.parent_id]  # the run is a child of its request's span: one trace for both
+    assert request.kind == "server"
+    assert request.process.startswith("web@")
+    methods = ("http.method", "http.request.method")  # the old and the stable semantic conventions
+    assert "POST" in {request.attributes.get(key) for key in methods}
+    assert run.trace_id == request.trace_id
+    start_call = next(span for span in spans if span.name == "executor.start_run")
+    attempts = [span for span in spans if span.parent_id == start_call.span_id and span.kind == "client"]
+    assert len(attempts) == 1  # urllib3's span of the one HTTP attempt
+    systems = ("db.system", "db.system.name")  # the old and the stable semantic conventions
+    queries = [span for span in spans if "postgresql" in {span.attributes.get(key) for key in systems}]
+    assert {span.process.split("@")[0] for span in queries} == {"web", "worker"}
