@@ -287,6 +287,8 @@ def tracing_cost(stack: Stack, runs: int, concurrency: int, rounds: int) -> None
     exporters wrote per second of load, and the table's growth per run."""
     rates: dict[str, list[float]] = {"off": [], "on": []}
     cpu_ms: dict[str, list[float]] = {"off": [], "on": []}  # per run: web, workers, reconciler, PostgreSQL
+    served = ("web", "workers", "reconcilers", "postgres")
+    by_process: dict[str, dict[str, list[float]]] = {mode: {name: [] for name in served} for mode in rates}
     spans = elapsed_on = table_bytes = 0.0
     for _ in range(rounds):
         for mode in ("off", "on"):
@@ -297,8 +299,9 @@ def tracing_cost(stack: Stack, runs: int, concurrency: int, rounds: int) -> None
             _, elapsed = asyncio.run(closed_loop(stack, runs, concurrency))
             after = stack.cpu()
             rates[mode].append(runs / elapsed)
-            served = ("web", "workers", "reconcilers", "postgres")
-            cpu_ms[mode].append(sum(after[name] - before[name] for name in served) * 1000 / runs)
+            for name in served:
+                by_process[mode][name].append((after[name] - before[name]) * 1000 / runs)
+            cpu_ms[mode].append(sum(by_process[mode][name][-1] for name in served))
             if mode == "on":
                 rows_after, bytes_after = settled_span_table()
                 spans += rows_after - rows_before
@@ -319,6 +322,14 @@ def tracing_cost(stack: Stack, runs: int, concurrency: int, rounds: int) -> None
     print(
         f"    CPU per run (web, workers, reconciler, PostgreSQL; medians): off {cpu_off:.2f} ms, "
         f"on {cpu_on:.2f} ms (+{(cpu_on / cpu_off - 1) * 100:.1f} %)"
+    )
+    split = {
+        name: (statistics.median(by_process["off"][name]), statistics.median(by_process["on"][name]))
+        for name in served
+    }
+    print(
+        "    of which: "
+        + ", ".join(f"{name} {off_ms:.2f} → {on_ms:.2f} ms" for name, (off_ms, on_ms) in split.items())
     )
     print(
         f"    spans written: {spans / elapsed_on:,.0f} spans/s under that load; per run "

@@ -33,6 +33,7 @@ Attributes = Mapping[str, str | int | float | bool]
 @dataclass
 class TracingState:
     enabled: bool = False
+    tracer: trace.Tracer | None = None  # asking the provider for it costs ~10 µs: once per process
 
 
 state = TracingState()
@@ -59,7 +60,9 @@ def parse_traceparent(value: str | None) -> tuple[int, int] | None:
 
 
 def _tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    if state.tracer is None:
+        state.tracer = trace.get_tracer(TRACER_NAME)
+    return state.tracer
 
 
 def _parent_context(traceparent: str | None):
