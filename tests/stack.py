@@ -35,6 +35,7 @@ def process_env(**extra: str) -> dict[str, str]:
         QUEUE_POLL_S="0.2",
         DEBUG="false",
         SECURE_COOKIES="false",
+        TRACING="true",
     )
     environ.update(extra)
     return environ

@@ -52,7 +52,9 @@ def start_standalone(database: Path, log_dir: Path, **env: str) -> Standalone:
         if k not in {"REDIS_URL", "GRIP_URL", "EVENTSTREAM_USE_REDIS", "STANDALONE"}
         and not k.startswith(("EXECUTOR_", "OPENAI_"))
     }
-    environ.update(DATABASE_URL=f"sqlite:///{database}", DEBUG="true", LOG_LEVEL="warning", **env)
+    environ.update(
+        DATABASE_URL=f"sqlite:///{database}", DEBUG="true", LOG_LEVEL="warning", TRACING="true", **env
+    )
     log_path = log_dir / f"standalone-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
