@@ -35,18 +35,17 @@ class TraceFilter:
 
 def run_of_trace(trace_id: str) -> Run | None:
     """The run a trace belongs to: the run named by its spans (``run.id``), with this trace id."""
-    run_ids = (
+    raw = (
         Span.objects.filter(trace_id=trace_id, attributes__has_key="run.id")
+        .order_by()
         .values_list("attributes__run.id", flat=True)
-        .order_by()[:1]
+        .first()
     )
-    for raw in run_ids:
-        try:
-            run_id = uuid.UUID(str(raw))
-        except ValueError:
-            return None
-        return Run.objects.select_related("app").filter(pk=run_id, trace_id=trace_id).first()
-    return None
+    try:
+        run_id = uuid.UUID(str(raw))
+    except ValueError:
+        return None  # no span names a run (raw is None), or not a run id
+    return Run.objects.select_related("app").filter(pk=run_id, trace_id=trace_id).first()
 
 
 def readable_trace(user, trace_id: str) -> tuple[Run | None, bool]:
