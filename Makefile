@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	DEBUG=true $(BIN)/mypy controlplane core rbac agents run_queue runs files observability portal executor
+	DEBUG=true $(BIN)/mypy controlplane core rbac agents run_queue runs files gateway observability portal executor
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 
 # Every benchmark under bench/ (each prints its figures; about 5 minutes in all on 2 cores). The other files

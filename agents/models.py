@@ -6,6 +6,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from agents.plugins import registry
+
 DEFAULT_EXECUTOR_NAME = "default"
 
 
@@ -89,6 +91,16 @@ def validate_labels(value: object) -> None:
         raise ValidationError("Labels must be distinct.")
 
 
+def validate_plugins(value: object) -> None:
+    """Labels, each the name of a plugin this process has enabled (``manage.py plugins`` lists them)."""
+    validate_labels(value)
+    loaded = registry.plugins()
+    unknown = [name for name in value if name not in loaded] if isinstance(value, list) else []
+    if unknown:
+        offered = ", ".join(sorted(loaded)) or "none (PLUGINS_ENABLED is empty)"
+        raise ValidationError(f"Not an enabled plugin: {', '.join(unknown)}. Enabled: {offered}.")
+
+
 ICON_FORMATS = {"PNG", "JPEG", "GIF", "WEBP"}
 ICON_MAX_BYTES = 256 * 1024
 
@@ -136,7 +148,7 @@ class App(models.Model):
     plugins = models.JSONField(
         default=list,
         blank=True,
-        validators=[validate_labels],
+        validators=[validate_plugins],
         help_text="Plugins its agent may call through the tool gateway (names; a JSON list).",
     )
     executor = models.ForeignKey(

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "run_queue",
     "runs",
     "files",
+    "gateway",
     "observability",
     "portal",
     "controlplane",  # system checks and the standalone / seed_demo commands
@@ -433,5 +434,20 @@ TRACE_EXPORT_DELAY_MS = env.integer("TRACE_EXPORT_DELAY_MS", 2000, minimum=10)
 TRACE_EXPORT_BATCH = env.integer("TRACE_EXPORT_BATCH", 512, minimum=1)
 # Spans older than this are deleted by the reconciler's retention step (0 keeps them for ever).
 TRACE_RETENTION_DAYS = env.integer("TRACE_RETENTION_DAYS", 7, minimum=0)
+
+# --- plugins and the tool gateway (agents.plugins, gateway; docs/operations.md) ------------------------
+# The whitelist: only the plugins named here are imported at all (built-in: echo, http_fetch, db_query;
+# others come from the controlplane.plugins entry-point group). `manage.py plugins` shows what is installed.
+PLUGINS_ENABLED = env.string_list("PLUGINS_ENABLED", ["http_fetch", "db_query"])
+# The control plane's base URL as executors reach it (e.g. http://web:8000): a run whose app declares
+# plugins is given {TOOL_GATEWAY_URL}/api/runs/<id>/tools and a token. Empty: no run is offered plugins.
+TOOL_GATEWAY_URL = env.url("TOOL_GATEWAY_URL", "", {"http", "https"}).rstrip("/")
+# A run's gateway token expires at the run's deadline, else this long after its start.
+TOOL_TOKEN_TTL_S = env.integer("TOOL_TOKEN_TTL_S", 24 * 3600, minimum=60)
+# Plugin calls running at once in one web process, all plugins together: a call past it is refused (429)
+# rather than queued, so plugins can never hold more than this many of the WEB_THREADS.
+TOOL_GATEWAY_CONCURRENCY = env.integer("TOOL_GATEWAY_CONCURRENCY", 16, minimum=1)
+# Calls one run may make per minute, all plugins together (each plugin has its own per-run limit too).
+TOOL_GATEWAY_RUN_RATE = env.integer("TOOL_GATEWAY_RUN_RATE", 600, minimum=1)
 
 ENVIRONMENT_VARIABLES = frozenset(env.READ)

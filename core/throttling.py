@@ -93,35 +93,38 @@ class WindowedRateThrottle(throttling.SimpleRateThrottle):
         return self._count(f"{self.key}:{window}") <= self.num_requests
 
     def _count(self, key: str) -> int:
-        """This request's number in its window; 0 (let it through) while the cache is failing."""
-        if redis_outage.skipping():
-            return 0
-        try:
-            return self._increment(key)
-        except RedisError as exc:
-            redis_outage.failed(exc)
-            return 0
-
-    def _increment(self, key: str) -> int:
         cache = self.cache
         if cache is default_cache:  # DRF's default is the proxy to the "default" backend
             cache = caches["default"]
+        return count_in_window(key, self.duration, cache=cache)
+
+    def wait(self) -> float | None:
+        return max(self.window_end - self.now, 0.0)
+
+
+def count_in_window(key: str, duration: int, *, cache=None) -> int:
+    """This request's number in the fixed window ``key`` names (the caller puts the window in the key);
+    0 — let it through — while the cache is failing. One round trip with Redis."""
+    cache = cache if cache is not None else caches["default"]
+    if redis_outage.skipping():
+        return 0
+    try:
         if isinstance(cache, SharedRedisCache):
             full_key = cache.make_and_validate_key(key)
             pipe = cache._cache.get_client(full_key, write=True).pipeline(transaction=False)
             pipe.incr(full_key)
-            pipe.expire(full_key, self.duration + 1)
+            pipe.expire(full_key, duration + 1)
             count, _ = pipe.execute()
             return int(count)
-        cache.add(key, 0, self.duration + 1)
+        cache.add(key, 0, duration + 1)
         try:
             return cache.incr(key)
         except ValueError:  # expired between add and incr
-            cache.add(key, 1, self.duration + 1)
+            cache.add(key, 1, duration + 1)
             return 1
-
-    def wait(self) -> float | None:
-        return max(self.window_end - self.now, 0.0)
+    except RedisError as exc:
+        redis_outage.failed(exc)
+        return 0
 
 
 class UserRateThrottle(throttling.UserRateThrottle, WindowedRateThrottle):

@@ -80,12 +80,14 @@ def available_tools(run: Run) -> list[ToolSpec]:
     return [spec for spec, _ in BUILTINS.values()]
 
 
-async def call_tool(run: Run, name: str, arguments: dict[str, Any]) -> ToolOutcome:
+async def call_tool(run: Run, name: str, arguments: dict[str, Any], call_id: str = "") -> ToolOutcome:
+    """Run the tool; ``call_id`` is the id of the ``tool.call`` event the agent emitted for it, which tells
+    the gateway not to emit its own."""
     if name not in {tool.name for tool in available_tools(run)}:
         return ToolOutcome(False, error={"code": "unknown_tool", "message": f"No tool named {name!r}."})
     gateway = run.tool_gateway if uses_gateway(run) else None
     if gateway is not None:
-        return await asyncio.to_thread(_call_gateway, gateway, run.traceparent, name, arguments)
+        return await asyncio.to_thread(_call_gateway, gateway, run.traceparent, name, arguments, call_id)
     try:
         return ToolOutcome(True, result=BUILTINS[name][1](arguments))
     except ValueError as exc:
@@ -93,9 +95,11 @@ async def call_tool(run: Run, name: str, arguments: dict[str, Any]) -> ToolOutco
 
 
 def _call_gateway(
-    gateway: ToolGateway, traceparent: str | None, name: str, arguments: dict[str, Any]
+    gateway: ToolGateway, traceparent: str | None, name: str, arguments: dict[str, Any], call_id: str
 ) -> ToolOutcome:
     headers = {"Authorization": f"Bearer {gateway.token}"}
+    if call_id:
+        headers["Tool-Call-Id"] = call_id
     if traceparent:
         # Forwarded unchanged: this executor records no spans of its own, so the gateway's span hangs
         # under the control plane's span for the call that started (or resumed) this run.
@@ -116,7 +120,7 @@ def _gateway_outcome(response: requests.Response) -> ToolOutcome:
     except ValueError:
         body = response.text[:2000]
     if response.ok:
-        return ToolOutcome(True, result=body)
+        return ToolOutcome(True, result=body.get("result") if isinstance(body, dict) else body)
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         return ToolOutcome(False, error={**body["error"], "status": response.status_code})
     message = str(body)[:300]

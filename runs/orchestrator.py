@@ -10,13 +10,16 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import structlog
+from django.conf import settings as django_settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from agents.app_settings import settings_for_executor
 from agents.executor_client import ExecutorClient, ExecutorError, ExecutorEvent, client_for
+from agents.plugins import registry, tokens
 from agents.selectors import app_by_id, executor_by_id, prompt_payload
 from core import tracing
 from core.db import select_list, update_fields
@@ -154,6 +157,7 @@ class RunHandler:
                     app=run.app, project_id=run.project_id, user_id=run.user_id, recorded=run.settings
                 ),
                 traceparent=traceparent(run),
+                **tools_for(run),
             )
             log.info("run_started_on_executor", executor_attempts=reply.attempts)
         # Answers exist only for a run that asked. Claimed again while it waits with none (an operator's
@@ -381,6 +385,23 @@ def _cancel_due(run: Run, attempt: Attempt) -> bool:
         )
     attempt.cancel_sent = bool(run.cancel_requested)
     return attempt.cancel_sent
+
+
+def tools_for(run: Run) -> dict:
+    """The start request's ``plugins`` and ``tool_gateway``: the app's declared plugins that this process
+    has enabled, with a token for them that expires with the run. None without ``TOOL_GATEWAY_URL``."""
+    declared = [name for name in run.app.plugins or [] if registry.get(name) is not None]
+    if not declared or not django_settings.TOOL_GATEWAY_URL:
+        return {}
+    expires = run.deadline or timezone.now() + timedelta(seconds=django_settings.TOOL_TOKEN_TTL_S)
+    token = tokens.mint(run_id=run.pk, plugins=declared, expires_at=expires)
+    return {
+        "plugins": [registry.plugins()[name].spec() for name in declared],
+        "tool_gateway": {
+            "url": f"{django_settings.TOOL_GATEWAY_URL}/api/runs/{run.pk}/tools",
+            "token": token,
+        },
+    }
 
 
 def traceparent(run: Run) -> str:

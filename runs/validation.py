@@ -18,11 +18,12 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy
 
 from agents.models import App
+from agents.plugins import registry
 from agents.selectors import prompt_payload
 from core.errors import DomainError
 
-# What the start request holds beside the prompt and the input: the run id, the app's slug, the agent,
-# the plugins and the tool gateway, with JSON's punctuation. Generous: all of it is well under 1 KiB today.
+# What the start request holds beside the prompt, the input and the plugins' specs: the run id, the app's
+# slug, the agent, the tool gateway's URL and token, with JSON's punctuation. Generous: well under 1 KiB.
 START_ENVELOPE_BYTES = 4096
 
 
@@ -35,7 +36,9 @@ class InputTooLarge(DomainError):
 def input_budget(app: App) -> int:
     """The most bytes a run's input of this app may take in the executor's start request."""
     prompt = len(json.dumps(prompt_payload(app.active_prompt_id)))
-    return settings.EXECUTOR_MAX_BODY_BYTES - START_ENVELOPE_BYTES - prompt
+    plugins = [registry.get(name) for name in app.plugins or []]
+    specs = len(json.dumps([plugin.spec() for plugin in plugins if plugin is not None]))
+    return settings.EXECUTOR_MAX_BODY_BYTES - START_ENVELOPE_BYTES - prompt - specs
 
 
 def check_input_fits(*, app: App, input: dict[str, Any], app_settings: dict[str, Any] | None = None) -> None:

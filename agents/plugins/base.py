@@ -51,7 +51,7 @@ class PluginError(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: the gateway caches per plugin
 class Plugin:
     name: str
     description: str

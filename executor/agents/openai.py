@@ -176,7 +176,7 @@ class OpenAIAgent:
             arguments = None
         if isinstance(arguments, dict):
             await run.emit("tool.call", {"call_id": call.id, "name": call.name, "arguments": arguments})
-            outcome = await call_tool(run, call.name, arguments)
+            outcome = await call_tool(run, call.name, arguments, call.id)
         else:
             await run.emit("tool.call", {"call_id": call.id, "name": call.name, "arguments": {}})
             message = f"The arguments are not a JSON object: {call.arguments[:200]!r}"

@@ -88,7 +88,7 @@ async def demo(run: Run) -> None:
     await todos.start(1)
     name, arguments = _demo_tool(run)
     await run.emit("tool.call", {"call_id": "call_1", "name": name, "arguments": arguments})
-    outcome = await call_tool(run, name, arguments)
+    outcome = await call_tool(run, name, arguments, "call_1")
     await run.emit("tool.result", outcome.event_data("call_1"))
     await todos.start(2)
     answer = await run.ask("The tool has answered. Shall I write the answer?", ["approve", "reject"])
@@ -96,6 +96,60 @@ async def demo(run: Run) -> None:
     verdict = "You approved, so here it is." if answer == "approve" else f"You said {answer!r}; noted."
     result = outcome.result if outcome.ok else outcome.error
     await _say(run, "m2", f"{verdict} The {name} tool returned {json.dumps(result)}.", delay)
+    await todos.finish()
+
+
+def _tool_calls(run: Run) -> list[tuple[str, dict[str, Any]]]:
+    """``input.calls`` ([{tool, arguments}], at most 20), else one ``http_fetch`` of ``input.url`` and one
+    ``db_query`` of ``input.sql`` — each only where the input gives it."""
+    calls = run.input.get("calls")
+    if calls is not None:
+        valid = isinstance(calls, list) and len(calls) <= 20
+        valid = valid and all(
+            isinstance(c, dict)
+            and isinstance(c.get("tool"), str)
+            and isinstance(c.get("arguments", {}), dict)
+            for c in calls
+        )
+        if not valid:
+            raise AgentFailure("invalid_input", "input.calls must be a list of at most 20 {tool, arguments}")
+        return [(call["tool"], call.get("arguments", {})) for call in calls]
+    planned: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(run.input.get("url"), str):
+        planned.append(("http_fetch", {"url": run.input["url"]}))
+    if isinstance(run.input.get("sql"), str):
+        planned.append(("db_query", {"sql": run.input["sql"]}))
+    return planned
+
+
+def _summary(name: str, outcome: Any) -> str:
+    if not outcome.ok:
+        error = outcome.error or {}
+        return f"{name} failed: {error.get('code', 'error')} ({error.get('message', '')})."
+    result = outcome.result
+    if name == "http_fetch" and isinstance(result, dict):
+        return f"http_fetch got HTTP {result.get('status')} ({result.get('bytes', 0)} bytes)."
+    if name == "db_query" and isinstance(result, dict):
+        return f"db_query returned {result.get('row_count', 0)} row(s)."
+    return f"{name} returned {json.dumps(result)[:200]}."
+
+
+async def tools(run: Run) -> None:
+    """Calls plugins through the tool gateway, one after another, and reports what each returned."""
+    delay = (_number(run, "delay_ms", 0, 0, 10_000) or 0) / 1000
+    planned = _tool_calls(run)
+    todos = TodoList(run, [f"Call {name}" for name, _ in planned] + ["Write the answer"])
+    await todos.publish()
+    lines = []
+    for index, (name, arguments) in enumerate(planned):
+        await todos.start(index)
+        call_id = f"call_{index + 1}"
+        await run.emit("tool.call", {"call_id": call_id, "name": name, "arguments": arguments})
+        outcome = await call_tool(run, name, arguments, call_id)
+        await run.emit("tool.result", outcome.event_data(call_id))
+        lines.append(_summary(name, outcome))
+    await todos.start(len(planned))
+    await _say(run, "m1", " ".join(lines) or "There was nothing to call.", delay)
     await todos.finish()
 
 
@@ -136,4 +190,5 @@ PLAYBOOKS: dict[str, Callable[[Run], Awaitable[None]]] = {
     "flood": flood,
     "fail": fail,
     "long": long,
+    "tools": tools,
 }

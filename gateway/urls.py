@@ -1,0 +1,7 @@
+from django.urls import path
+
+from gateway import views
+
+urlpatterns = [
+    path("runs/<uuid:run_id>/tools/<str:plugin>", views.ToolCallView.as_view(), name="tool-call"),
+]
