@@ -128,3 +128,19 @@ def check_no_placeholder_secrets(app_configs=None, **kwargs) -> list[CheckMessag
         )
         for name in kept
     ]
+
+
+@register()
+def check_plugins(app_configs=None, **kwargs) -> list[CheckMessage]:
+    """A plugin named in PLUGINS_ENABLED that cannot be loaded is offered to no run: say so at start."""
+    from agents.plugins import registry
+
+    return [
+        Warning(
+            f"The plugin {row.name!r} is enabled (PLUGINS_ENABLED) but cannot be loaded: {row.reason}.",
+            hint="`manage.py plugins` lists every installed plugin; fix it, or take it off PLUGINS_ENABLED.",
+            id="controlplane.W010",
+        )
+        for row in registry.installed()
+        if row.status == registry.Status.BROKEN
+    ]

@@ -67,8 +67,8 @@ def spawn(name: str, command: list[str], log_dir: Path, **env: str) -> Process:
     return Process(name, process, log_path)
 
 
-def start_web(log_dir: Path, **env: str) -> tuple[Process, str]:
-    port = free_port()
+def start_web(log_dir: Path, *, port: int | None = None, **env: str) -> tuple[Process, str]:
+    port = port or free_port()
     web = spawn(
         "web",
         [
