@@ -52,7 +52,7 @@ from agents.plugins import registry, tokens
 from agents.plugins.base import Call, Plugin, PluginError
 from core import tracing
 from core.audit import request_id
-from core.throttling import count_in_window
+from core.throttling import count_in_windows
 from gateway.models import Outcome, PluginCall
 from runs.events import NewEvent, append_events
 from runs.models import ACTIVE_STATUSES, Run
@@ -298,28 +298,28 @@ def _field(error) -> str:
 
 
 def _rate_limit(run: Run, plugin: Plugin) -> None:
-    window = int(time.time() // 60)
-    retry_after = 60 - int(time.time() % 60)
-    run_count = count_in_window(f"gw:run:{run.pk.hex}:{window}", 60)
+    now = time.time()
+    window, retry_after = int(now // 60), 60 - int(now % 60)
+    keys = [f"gw:run:{run.pk.hex}:{window}", f"gw:plugin:{plugin.name}:{run.pk.hex}:{window}"]
+    run_count, plugin_count = count_in_windows(keys, 60)
     if run_count > settings.TOOL_GATEWAY_RUN_RATE:
-        raise Refused(
-            429,
-            "rate_limited",
+        limit, message = (
+            "run",
             f"The run has made more than {settings.TOOL_GATEWAY_RUN_RATE} tool calls this minute.",
-            {"retry_after": retry_after, "limit": "run"},
-            outcome=Outcome.RATE_LIMITED,
-            retry_after=retry_after,
         )
-    plugin_count = count_in_window(f"gw:plugin:{plugin.name}:{run.pk.hex}:{window}", 60)
-    if plugin_count > plugin.limits.calls_per_minute:
-        raise Refused(
-            429,
-            "rate_limited",
-            f"The run has called {plugin.name} more than {plugin.limits.calls_per_minute} times this minute.",
-            {"retry_after": retry_after, "limit": "plugin"},
-            outcome=Outcome.RATE_LIMITED,
-            retry_after=retry_after,
-        )
+    elif plugin_count > plugin.limits.calls_per_minute:
+        times = plugin.limits.calls_per_minute
+        limit, message = "plugin", f"The run has called {plugin.name} more than {times} times this minute."
+    else:
+        return
+    raise Refused(
+        429,
+        "rate_limited",
+        message,
+        {"retry_after": retry_after, "limit": limit},
+        outcome=Outcome.RATE_LIMITED,
+        retry_after=retry_after,
+    )
 
 
 def _run_plugin(plugin: Plugin, arguments: dict[str, Any], run: Run, audit: _Audit) -> Any:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import params
 from core.throttling import client_address
 from gateway import calls
+from gateway.models import PluginCall
+from runs.selectors import readable_run
+
+RUN_CALLS_MAX = 500  # a page of a run's calls; ?after=<the last id> for the next
 
 _ERRORS = {
     400: "invalid_json / invalid_arguments (detail: the fields)",
@@ -71,3 +78,43 @@ class ToolCallView(APIView):
         if (retry_after := calls.retry_after_header(answer)) is not None:
             response["Retry-After"] = retry_after
         return response
+
+
+class PluginCallSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PluginCall
+        fields = [
+            "id",
+            "created_at",
+            "plugin",
+            "call_id",
+            "outcome",
+            "status",
+            "error_code",
+            "duration_ms",
+            "plugin_ms",
+            "response_bytes",
+            "trace_id",
+            "span_id",
+        ]
+
+
+class RunToolCallsView(APIView):
+    """The gateway's record of a run's plugin calls (arguments stay in the admin's audit), for whoever may
+    read the run; a run they may not read is a 404."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, description="only calls with a greater id (paging)")],
+        responses=PluginCallSerializer(many=True),
+        summary="A run's plugin calls, as audited",
+    )
+    def get(self, request: Request, run_id) -> Response:
+        after = params.integer(request.query_params.get("after"), name="after", default=0, maximum=2**63 - 1)
+        run = readable_run(request.user, run_id)
+        if run is None:
+            raise Http404
+        rows = list(
+            PluginCall.objects.filter(run_id=run.pk, id__gt=after).order_by("id")[: RUN_CALLS_MAX + 1]
+        )
+        data = PluginCallSerializer(rows[:RUN_CALLS_MAX], many=True).data
+        return Response({"results": data, "more": len(rows) > RUN_CALLS_MAX})

@@ -399,3 +399,24 @@ def test_calls_from_many_threads_are_each_recorded_once(gateway_run, transaction
         thread.join()
     assert statuses == [200] * 8
     assert PluginCall.objects.filter(run=run, outcome=Outcome.OK).count() == 8
+
+
+# --- a run's calls, for its readers -------------------------------------------------------------------------
+def test_a_runs_calls_are_listed_for_its_readers_only(gateway_run, gateway, api_as, outsider):
+    run, token = gateway_run("crash")
+    gateway.call(run, "echo", {"message": "hi"}, token=token, tool_call_id="call_1")
+    gateway.call(run, "crash", token=token, tool_call_id="call_2")
+    owner = api_as(run.user)
+    page = owner.get(f"/api/runs/{run.pk}/tool-calls").json()
+    assert [(c["plugin"], c["call_id"], c["outcome"], c["status"]) for c in page["results"]] == [
+        ("echo", "call_1", "ok", 200),
+        ("crash", "call_2", "error", 502),
+    ]
+    assert page["more"] is False
+    assert "arguments" not in page["results"][0]  # those stay in the admin's audit
+    after = page["results"][0]["id"]
+    later = owner.get(f"/api/runs/{run.pk}/tool-calls", {"after": after}).json()["results"]
+    assert [c["call_id"] for c in later] == ["call_2"]
+    assert owner.get(f"/api/runs/{run.pk}/tool-calls", {"after": "x"}).status_code == 400
+    assert api_as(outsider).get(f"/api/runs/{run.pk}/tool-calls").status_code == 404
+    assert gateway.client.get(f"/api/runs/{run.pk}/tool-calls").status_code in (401, 403)
