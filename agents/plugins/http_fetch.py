@@ -45,9 +45,8 @@ from ipaddress import ip_address
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
-import certifi
 from django.conf import settings
-from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3 import HTTPConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -60,6 +59,7 @@ from urllib3.util import Timeout
 
 from agents.plugins import net_policy
 from agents.plugins.base import Call, Limits, Plugin, PluginError
+from agents.plugins.pinned import Watchdog, pinned_pool
 
 USER_AGENT = "agent-controlplane-http-fetch/1"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -118,18 +118,34 @@ class _Unreachable(Exception):
 
 def fetch(arguments: dict[str, Any], call: Call) -> dict[str, Any]:
     options = _options(arguments)
-    max_redirects = settings.HTTP_FETCH_MAX_REDIRECTS
-    url, redirects = arguments["url"], 0
+    watchdog = Watchdog(call.remaining())
+    try:
+        result = _follow(arguments["url"], options, call, watchdog)
+    except PluginError as exc:
+        if watchdog.expired:  # whatever broke, it broke because the socket was shut at the deadline
+            raise PluginError("timeout", "the call ran out of time", exc.detail, status=504) from None
+        raise
+    finally:
+        watchdog.cancel()
+    if watchdog.expired:  # a close-delimited body shut at the deadline looks complete: it is not
+        raise PluginError("timeout", "the call ran out of time", {"url": result["url"]}, status=504)
+    return result
+
+
+def _follow(url: str, options: Options, call: Call, watchdog: Watchdog) -> dict[str, Any]:
+    max_redirects, redirects = settings.HTTP_FETCH_MAX_REDIRECTS, 0
     while True:
         target = _target(url, redirects)
-        with _open(target, options, call) as response:
+        with _open(target, options, call, watchdog) as response:
             location = _redirect(response, options)
             if location is None:
                 body = None if options.method == "HEAD" else _read_body(response, target, options, call)
                 return _result(target, response, body, redirects)
         if redirects >= max_redirects:
             detail = {"limit": max_redirects, "url": target.url, "host": target.host}
-            raise PluginError("too_many_redirects", f"more than {max_redirects} redirects", detail, status=502)
+            raise PluginError(
+                "too_many_redirects", f"more than {max_redirects} redirects", detail, status=502
+            )
         url, redirects = urljoin(target.url, location), redirects + 1
 
 
@@ -151,7 +167,11 @@ def _options(arguments: dict[str, Any]) -> Options:
             allowed = ", ".join(AGENT_HEADERS.values())
             message = f"the header {name!r} may not be sent (allowed: {allowed})"
             raise PluginError("header_not_allowed", message, {"header": name})
-        if not isinstance(value, str) or len(value) > MAX_HEADER_CHARS or not _SAFE_HEADER_VALUE.fullmatch(value):
+        if (
+            not isinstance(value, str)
+            or len(value) > MAX_HEADER_CHARS
+            or not _SAFE_HEADER_VALUE.fullmatch(value)
+        ):
             message = f"the value of {name!r} must be printable ASCII, at most {MAX_HEADER_CHARS} characters"
             raise PluginError("invalid_header", message, {"header": name})
         headers[canonical] = value
@@ -165,7 +185,9 @@ def _target(url: str, redirects: int) -> Target:
     """``url`` checked completely: scheme, userinfo, allow-list, resolution, every address."""
     context: dict[str, Any] = {"url": url[:MAX_URL_CHARS]} | ({"redirect": redirects} if redirects else {})
     if len(url) > MAX_URL_CHARS or url != url.strip() or _UNSAFE_URL.search(url):
-        message = f"not a URL this plugin fetches (control characters, backslashes, over {MAX_URL_CHARS} chars)"
+        message = (
+            f"not a URL this plugin fetches (control characters, backslashes, over {MAX_URL_CHARS} chars)"
+        )
         raise PluginError("invalid_url", message, context)
     try:
         parts = urlsplit(url)
@@ -173,7 +195,9 @@ def _target(url: str, redirects: int) -> Target:
     except ValueError as exc:
         raise PluginError("invalid_url", f"not a valid URL: {exc}", context) from None
     if scheme not in DEFAULT_PORTS:
-        message = f"only http and https URLs may be fetched, not {scheme + ':' if scheme else 'a relative URL'}"
+        message = (
+            f"only http and https URLs may be fetched, not {scheme + ':' if scheme else 'a relative URL'}"
+        )
         raise PluginError("scheme_not_allowed", message, context | {"scheme": scheme})
     if "@" in parts.netloc:
         raise PluginError("userinfo_not_allowed", "a URL with user:password@ is refused", context)
@@ -191,7 +215,9 @@ def _target(url: str, redirects: int) -> Target:
     _check_addresses(host, addresses, context)
     path = quote(parts.path, safe=_PATH_SAFE) or "/"
     request_path = path + (f"?{quote(parts.query, safe=_PATH_SAFE + '?')}" if parts.query else "")
-    normalised = urlunsplit((scheme, _authority(scheme, host, port), path, request_path.partition("?")[2], ""))
+    normalised = urlunsplit(
+        (scheme, _authority(scheme, host, port), path, request_path.partition("?")[2], "")
+    )
     return Target(normalised, scheme, host, port, request_path, addresses)
 
 
@@ -205,7 +231,9 @@ def _resolve(host: str, port: int, context: dict[str, Any]) -> tuple[net_policy.
         answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError) as exc:
         error = getattr(exc, "strerror", None) or str(exc)
-        raise PluginError("dns_failed", f"{host} did not resolve", context | {"error": error}, status=502) from None
+        raise PluginError(
+            "dns_failed", f"{host} did not resolve", context | {"error": error}, status=502
+        ) from None
     families = (socket.AF_INET, socket.AF_INET6)
     addresses = tuple(dict.fromkeys(ip_address(answer[4][0]) for answer in answers if answer[0] in families))
     if not addresses:
@@ -222,8 +250,8 @@ def _check_addresses(host: str, addresses: tuple[net_policy.IPAddress, ...], con
 
 
 @contextlib.contextmanager
-def _open(target: Target, options: Options, call: Call) -> Iterator[BaseHTTPResponse]:
-    pool, response = _connect(target, options, call)
+def _open(target: Target, options: Options, call: Call, watchdog: Watchdog) -> Iterator[BaseHTTPResponse]:
+    pool, response = _connect(target, options, call, watchdog)
     try:
         yield response
     finally:
@@ -231,10 +259,12 @@ def _open(target: Target, options: Options, call: Call) -> Iterator[BaseHTTPResp
         pool.close()
 
 
-def _connect(target: Target, options: Options, call: Call) -> tuple[HTTPConnectionPool, BaseHTTPResponse]:
+def _connect(
+    target: Target, options: Options, call: Call, watchdog: Watchdog
+) -> tuple[HTTPConnectionPool, BaseHTTPResponse]:
     failure = PluginError("connect_failed", f"could not connect to {target.host}", {"host": target.host})
     for address in target.addresses:
-        pool = _pool(target, address)
+        pool = pinned_pool(target.scheme, address, target.port, target.host, watchdog)
         try:
             return pool, _request(pool, target, address, options, call)
         except _Unreachable as exc:
@@ -244,21 +274,6 @@ def _connect(target: Target, options: Options, call: Call) -> tuple[HTTPConnecti
             raise
         pool.close()
     raise failure
-
-
-def _pool(target: Target, address: net_policy.IPAddress) -> HTTPConnectionPool:
-    if target.scheme == "http":
-        return HTTPConnectionPool(str(address), target.port, maxsize=1, retries=False)
-    return HTTPSConnectionPool(
-        str(address),
-        target.port,
-        maxsize=1,
-        retries=False,
-        cert_reqs="CERT_REQUIRED",
-        ca_certs=settings.HTTP_FETCH_CA_BUNDLE or certifi.where(),
-        server_hostname=target.host,  # SNI names the host, not the address connected to
-        assert_hostname=target.host,  # and the certificate must be the host's
-    )
 
 
 def _request(
@@ -284,12 +299,16 @@ def _request(
         raise _Unreachable(PluginError("connect_failed", message, detail | _cause(exc), status=502)) from None
     except ConnectTimeoutError:
         message = f"connecting to {target.host} at {address} timed out"
-        raise _Unreachable(PluginError("timeout", message, detail | {"phase": "connect"}, status=504)) from None
+        raise _Unreachable(
+            PluginError("timeout", message, detail | {"phase": "connect"}, status=504)
+        ) from None
     except ReadTimeoutError:
         message = f"{target.host} did not answer in time"
         raise PluginError("timeout", message, detail | {"phase": "read"}, status=504) from None
     except SSLError as exc:
-        raise PluginError("tls_failed", f"TLS with {target.host} failed", detail | _cause(exc), status=502) from None
+        raise PluginError(
+            "tls_failed", f"TLS with {target.host} failed", detail | _cause(exc), status=502
+        ) from None
     except HTTPError as exc:
         message = f"{target.host} broke off the exchange"
         raise PluginError("response_failed", message, detail | _cause(exc), status=502) from None
@@ -318,11 +337,8 @@ def _read_body(response: BaseHTTPResponse, target: Target, options: Options, cal
 
 
 def _read_chunk(response: BaseHTTPResponse, amount: int, call: Call, detail: dict[str, Any]) -> bytes:
-    # Each read waits at most once on the socket (read1), and never past the call's deadline.
-    wait = _wait(settings.HTTP_FETCH_READ_TIMEOUT_S, call, detail)
-    connection = response.connection
-    if connection is not None and connection.sock is not None:
-        connection.sock.settimeout(wait)
+    # read1 waits on the socket once (within the read timeout); the watchdog ends a wait at the deadline.
+    _wait(settings.HTTP_FETCH_READ_TIMEOUT_S, call, detail)
     try:
         return response.read1(amount)
     except ReadTimeoutError:
@@ -400,7 +416,11 @@ ARGUMENTS_SCHEMA: dict[str, Any] = {
         "headers": {
             "type": "object",
             "maxProperties": len(AGENT_HEADERS),
-            "additionalProperties": {"type": "string", "maxLength": MAX_HEADER_CHARS, "pattern": r"^[\t\x20-\x7e]*$"},
+            "additionalProperties": {
+                "type": "string",
+                "maxLength": MAX_HEADER_CHARS,
+                "pattern": r"^[\t\x20-\x7e]*$",
+            },
             "description": "Only " + ", ".join(AGENT_HEADERS.values()) + ".",
         },
         "max_bytes": {

@@ -149,18 +149,17 @@ def _embedded_ipv4(address: IPv6Address) -> Iterator[IPv4Address]:
         yield address.sixtofour
     if address.teredo is not None:
         yield from address.teredo
-    low32 = IPv4Address(int(address) & 0xFFFFFFFF)
-    if any(address in net for net in _NAT64):
-        yield low32
-    elif int(address) >> 32 == 0 and int(address) > 1:  # IPv4-compatible ::a.b.c.d (deprecated)
-        yield low32
+    compatible = int(address) >> 32 == 0 and int(address) > 1  # ::a.b.c.d, deprecated
+    if compatible or any(address in net for net in _NAT64):
+        yield IPv4Address(int(address) & 0xFFFFFFFF)
 
 
 def _lifted(found: Refusal, allowed: tuple[IPNetwork, ...]) -> bool:
     targets = [found.address] + ([found.embedded] if found.embedded is not None else [])
     if found.reason == "metadata":
         return any(net.num_addresses == 1 and net.network_address in targets for net in allowed)
-    if found.embedded is not None and found.address.ipv4_mapped is None:
+    mapped = isinstance(found.address, IPv6Address) and found.address.ipv4_mapped is not None
+    if found.embedded is not None and not mapped:
         return any(found.address in net for net in allowed)  # 6to4, Teredo…: only the IPv6 address itself
     return any(target in net for target in targets for net in allowed)
 

@@ -42,7 +42,7 @@ class Pages(BaseHTTPRequestHandler):
     server: PageServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format, *args):  # noqa: A002 - http.server's signature
+    def log_message(self, format, *args):
         pass
 
     def do_HEAD(self):
@@ -203,6 +203,21 @@ def trickle(conn, stop):
         conn.sendall(b"x")
 
 
+def trickle_then_hang(conn, stop):
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
+    for _ in range(18):  # 0.9 s of bytes, then nothing
+        if stop.wait(0.05):
+            return
+        conn.sendall(b"x")
+    stop.wait(10)
+
+
+def trickle_headers(conn, stop):
+    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+    while not stop.wait(0.1):
+        conn.sendall(b"X-Slow: 1\r\n")
+
+
 def endless(conn, stop):
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
     while not stop.is_set():
@@ -231,7 +246,10 @@ def not_http(conn, stop):
 def make_certificates(directory: Path) -> dict[str, Path]:
     """A CA and a server certificate it signed for ``localhost`` and ``fetch.test`` (openssl's CLI), and a
     self-signed one for ``localhost`` that no bundle trusts."""
-    paths = {name: directory / f"{name}.pem" for name in ("ca", "ca_key", "server", "server_key", "self", "self_key")}
+    paths = {
+        name: directory / f"{name}.pem"
+        for name in ("ca", "ca_key", "server", "server_key", "self", "self_key")
+    }
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     subprocess.run(
         ["openssl", "req", "-x509", *ec, "-keyout", paths["ca_key"], "-out", paths["ca"], "-days", "2",

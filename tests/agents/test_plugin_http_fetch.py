@@ -161,7 +161,9 @@ def test_a_body_of_control_characters_at_the_cap_fits_the_result_budget(raw, fet
     fetch_settings.HTTP_FETCH_MAX_BYTES = 4096
 
     def controls(conn, stop):
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 4096\r\n\r\n" + b"\x01" * 4096)
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 4096\r\n\r\n" + b"\x01" * 4096
+        )
 
     server = raw(controls)
     result = PLUGIN.function({"url": f"http://127.0.0.1:{server.port}/"}, a_call())
@@ -201,7 +203,9 @@ def test_invalid_utf8_is_replaced_not_an_error(base):
     assert fetch(f"{base}/bad-utf8")["text"] == "ok\ufffd\ufffd"
 
 
-@pytest.mark.parametrize(("path", "status", "text"), [("/json", 200, '{"name": "é"}'), ("/problem", 400, '{"title": "bad"}')])
+@pytest.mark.parametrize(
+    ("path", "status", "text"), [("/json", 200, '{"name": "é"}'), ("/problem", 400, '{"title": "bad"}')]
+)
 def test_json_types_are_text(base, path, status, text):
     result = fetch(base + path)
     assert (result["status"], result["text"], result["charset"]) == (status, text, "utf-8")
@@ -241,20 +245,28 @@ def test_head_returns_no_body(base, pages):
     assert result["status"] == 200
     assert result["size"] == 0
     assert result["headers"]["content-length"] == "5000"
-    assert "text" not in result and "base64" not in result
+    assert "text" not in result
+    assert "base64" not in result
     assert pages.seen[0]["method"] == "HEAD"
 
 
 def test_allowed_request_headers_are_sent_and_user_agent_is_ours(base, pages):
     headers = {"accept": "application/json", "Accept-Language": "fr", "If-None-Match": '"v1"'}
     seen = json.loads(fetch(f"{base}/echo", headers=headers)["text"])["headers"]
-    assert (seen["accept"], seen["accept-language"], seen["if-none-match"]) == ("application/json", "fr", '"v1"')
+    assert (seen["accept"], seen["accept-language"], seen["if-none-match"]) == (
+        "application/json",
+        "fr",
+        '"v1"',
+    )
     assert seen["user-agent"] == USER_AGENT
     assert seen["accept-encoding"] == "identity"
-    assert "cookie" not in seen and "authorization" not in seen
+    assert "cookie" not in seen
+    assert "authorization" not in seen
 
 
-@pytest.mark.parametrize("name", ["Cookie", "Authorization", "User-Agent", "Host", "X-Forwarded-For", "Accept-Encoding"])
+@pytest.mark.parametrize(
+    "name", ["Cookie", "Authorization", "User-Agent", "Host", "X-Forwarded-For", "Accept-Encoding"]
+)
 def test_other_request_headers_are_refused_by_name(base, pages, name):
     error = refused(f"{base}/echo", "header_not_allowed", headers={name: "x"})
     assert error.detail == {"header": name}
@@ -526,7 +538,8 @@ def test_a_second_answer_of_the_resolver_cannot_change_the_target(pages, fetch_s
     finally:
         other.stop()
     assert asked == ["rebind.example"]
-    assert len(pages.seen) == 1 and other.seen == []
+    assert len(pages.seen) == 1
+    assert other.seen == []
     assert json.loads(result["text"])["headers"]["host"] == f"rebind.example:{pages.port}"
 
 
@@ -688,6 +701,24 @@ def test_a_trickling_body_cannot_outlast_the_call(raw, fetch_settings):
     started = time.monotonic()
     refused(f"http://127.0.0.1:{server.port}/", "timeout", seconds=0.8)
     assert time.monotonic() - started < 2.0
+
+
+def test_a_read_that_starts_late_in_the_call_waits_only_for_the_time_left(raw, fetch_settings):
+    # The socket's timeout was the whole call when the request went out; a read near the deadline must
+    # not wait that long again.
+    fetch_settings.HTTP_FETCH_READ_TIMEOUT_S = 30.0
+    server = raw(fetch_servers.trickle_then_hang)
+    started = time.monotonic()
+    refused(f"http://127.0.0.1:{server.port}/", "timeout", seconds=1.0)
+    assert time.monotonic() - started < 1.5
+
+
+def test_headers_trickling_in_cannot_outlast_the_call(raw, fetch_settings):
+    fetch_settings.HTTP_FETCH_READ_TIMEOUT_S = 30.0
+    server = raw(fetch_servers.trickle_headers)
+    started = time.monotonic()
+    refused(f"http://127.0.0.1:{server.port}/", "timeout", seconds=1.0)
+    assert time.monotonic() - started < 1.5
 
 
 def test_a_connection_that_is_never_accepted_times_out_at_the_connect_timeout(fetch_settings):
