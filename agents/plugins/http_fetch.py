@@ -21,7 +21,11 @@ What is refused, and why:
 * **Size and time**: at most ``HTTP_FETCH_MAX_BYTES`` of body (an argument may lower it), counted while
   reading — Content-Length is only a reason to refuse early, never to trust; a body over the cap is an
   error, never a truncated result. Every wait is bounded by the connect or read timeout and by the time the
-  gateway still waits (``call.remaining()``), so a server trickling bytes cannot outlast the call.
+  gateway still waits (``call.remaining()``); a watchdog shuts the socket at the deadline, so a server
+  trickling header lines or body bytes, each within the read timeout, cannot outlast the call either.
+  (Name resolution itself is bounded by the system resolver's own timeouts, not by the call's.)
+* **Proxies** are never used: ``HTTP(S)_PROXY`` in the environment is ignored, because a proxy resolves
+  the name again itself and would undo the pin.
 * **Request headers**: the agent may send Accept, Accept-Language, If-None-Match and If-Modified-Since;
   anything else is refused by name (User-Agent is ours; cookies and authorization are never sent).
 
@@ -43,7 +47,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, urljoin, urlsplit, urlunsplit
 
 from django.conf import settings
 from urllib3 import HTTPConnectionPool
@@ -182,8 +186,23 @@ def _options(arguments: dict[str, Any]) -> Options:
 
 
 def _target(url: str, redirects: int) -> Target:
-    """``url`` checked completely: scheme, userinfo, allow-list, resolution, every address."""
+    """``url`` checked completely: its form, scheme, userinfo, allow-list, resolution, every address."""
     context: dict[str, Any] = {"url": url[:MAX_URL_CHARS]} | ({"redirect": redirects} if redirects else {})
+    scheme, host, port, parts = _parse(url, context)
+    context["host"] = host
+    if not net_policy.host_allowed(host, settings.HTTP_FETCH_ALLOW_HOSTS):
+        raise PluginError("host_not_allowed", f"{host} is not on the allow-list", context, status=403)
+    addresses = _resolve(host, port, context)
+    _check_addresses(host, addresses, context)
+    path = quote(parts.path, safe=_PATH_SAFE) or "/"
+    query = quote(parts.query, safe=_PATH_SAFE + "?")
+    normalised = urlunsplit((scheme, _authority(scheme, host, port), path, query, ""))
+    return Target(normalised, scheme, host, port, path + (f"?{query}" if query else ""), addresses)
+
+
+def _parse(url: str, context: dict[str, Any]) -> tuple[str, str, int, SplitResult]:
+    """The scheme, canonical host and port of ``url``, and its parts; refused unless http(s) without
+    userinfo. The one parse both the checks and the request use, so they cannot disagree."""
     if len(url) > MAX_URL_CHARS or url != url.strip() or _UNSAFE_URL.search(url):
         message = (
             f"not a URL this plugin fetches (control characters, backslashes, over {MAX_URL_CHARS} chars)"
@@ -191,34 +210,22 @@ def _target(url: str, redirects: int) -> Target:
         raise PluginError("invalid_url", message, context)
     try:
         parts = urlsplit(url)
-        scheme, port = parts.scheme.lower(), parts.port
     except ValueError as exc:
         raise PluginError("invalid_url", f"not a valid URL: {exc}", context) from None
+    scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
-        message = (
-            f"only http and https URLs may be fetched, not {scheme + ':' if scheme else 'a relative URL'}"
-        )
+        shown = f"{scheme}:" if scheme else "a relative URL"
+        message = f"only http and https URLs may be fetched, not {shown}"
         raise PluginError("scheme_not_allowed", message, context | {"scheme": scheme})
     if "@" in parts.netloc:
         raise PluginError("userinfo_not_allowed", "a URL with user:password@ is refused", context)
     try:
-        host = net_policy.canonical_host(parts.hostname or "")
+        host, port = net_policy.canonical_host(parts.hostname or ""), parts.port
     except ValueError as exc:
-        raise PluginError("invalid_url", f"not a valid host: {exc}", context) from None
+        raise PluginError("invalid_url", f"not a valid host or port: {exc}", context) from None
     if port == 0:
         raise PluginError("invalid_url", "port 0 is not a port", context)
-    port = port or DEFAULT_PORTS[scheme]
-    context["host"] = host
-    if not net_policy.host_allowed(host, settings.HTTP_FETCH_ALLOW_HOSTS):
-        raise PluginError("host_not_allowed", f"{host} is not on the allow-list", context, status=403)
-    addresses = _resolve(host, port, context)
-    _check_addresses(host, addresses, context)
-    path = quote(parts.path, safe=_PATH_SAFE) or "/"
-    request_path = path + (f"?{quote(parts.query, safe=_PATH_SAFE + '?')}" if parts.query else "")
-    normalised = urlunsplit(
-        (scheme, _authority(scheme, host, port), path, request_path.partition("?")[2], "")
-    )
-    return Target(normalised, scheme, host, port, request_path, addresses)
+    return scheme, host, port or DEFAULT_PORTS[scheme], parts
 
 
 def _authority(scheme: str, host: str, port: int) -> str:
