@@ -205,7 +205,7 @@ def trickle(conn, stop):
 
 def trickle_then_hang(conn, stop):
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
-    for _ in range(18):  # 0.9 s of bytes, then nothing
+    for _ in range(28):  # 1.4 s of bytes, then nothing
         if stop.wait(0.05):
             return
         conn.sendall(b"x")

@@ -150,10 +150,12 @@ def test_arguments_failing_the_schema_are_refused_by_it(arguments):
     assert not validator.is_valid(arguments)
 
 
-def test_limits_leave_room_for_the_largest_body_as_base64_and_as_escaped_text(settings):
-    assert PLUGIN.limits.max_result_bytes >= 6 * settings.HTTP_FETCH_MAX_BYTES
-    connect, read = settings.HTTP_FETCH_CONNECT_TIMEOUT_S, settings.HTTP_FETCH_READ_TIMEOUT_S
-    assert PLUGIN.limits.timeout_s >= min(connect, read)
+def test_limits_leave_room_for_the_largest_body_and_a_full_connect_and_read():
+    # The limits follow the settings as the process started with them (the fixture's overrides come later).
+    from controlplane import settings as started
+
+    assert PLUGIN.limits.max_result_bytes >= 6 * started.HTTP_FETCH_MAX_BYTES  # escaped text; base64 is 4/3
+    assert PLUGIN.limits.timeout_s >= started.HTTP_FETCH_CONNECT_TIMEOUT_S + started.HTTP_FETCH_READ_TIMEOUT_S
 
 
 def test_a_body_of_control_characters_at_the_cap_fits_the_result_budget(raw, fetch_settings):
@@ -320,6 +322,14 @@ def test_the_next_address_is_tried_when_the_first_refuses_the_connection(pages, 
     closed.close()  # nothing listens on 127.0.0.3 at the page server's port
     fake_dns({"two.example": [["127.0.0.3", "127.0.0.1"]]})
     assert fetch(f"http://two.example:{pages.port}/text")["status"] == 200
+
+
+def test_proxies_in_the_environment_are_not_used(base, raw, monkeypatch):
+    proxy = raw(fetch_servers.silent)
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.port}")
+    assert fetch(f"{base}/text")["status"] == 200
+    assert proxy.connections == 0
 
 
 # --- the allow-list ------------------------------------------------------------------------------------
@@ -709,8 +719,8 @@ def test_a_read_that_starts_late_in_the_call_waits_only_for_the_time_left(raw, f
     fetch_settings.HTTP_FETCH_READ_TIMEOUT_S = 30.0
     server = raw(fetch_servers.trickle_then_hang)
     started = time.monotonic()
-    refused(f"http://127.0.0.1:{server.port}/", "timeout", seconds=1.0)
-    assert time.monotonic() - started < 1.5
+    refused(f"http://127.0.0.1:{server.port}/", "timeout", seconds=1.5)
+    assert time.monotonic() - started < 2.2  # not 1.4 s of bytes and then another 1.5 s of waiting
 
 
 def test_headers_trickling_in_cannot_outlast_the_call(raw, fetch_settings):
@@ -718,7 +728,7 @@ def test_headers_trickling_in_cannot_outlast_the_call(raw, fetch_settings):
     server = raw(fetch_servers.trickle_headers)
     started = time.monotonic()
     refused(f"http://127.0.0.1:{server.port}/", "timeout", seconds=1.0)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 2.0
 
 
 def test_a_connection_that_is_never_accepted_times_out_at_the_connect_timeout(fetch_settings):
