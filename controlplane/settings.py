@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from agents.plugins.net_policy import canonical_pattern
 from controlplane import env
 from observability.logging import logging_config
 
@@ -449,5 +450,29 @@ TOOL_TOKEN_TTL_S = env.integer("TOOL_TOKEN_TTL_S", 24 * 3600, minimum=60)
 TOOL_GATEWAY_CONCURRENCY = env.integer("TOOL_GATEWAY_CONCURRENCY", 16, minimum=1)
 # Calls one run may make per minute, all plugins together (each plugin has its own per-run limit too).
 TOOL_GATEWAY_RUN_RATE = env.integer("TOOL_GATEWAY_RUN_RATE", 600, minimum=1)
+
+# --- the http_fetch plugin (agents.plugins.http_fetch, agents.plugins.net_policy) --------------------
+# Hosts an agent may fetch from: exact names, "*.example.com" (any name under it, not example.com itself)
+# or "*" (any host). Empty allows nothing. Whatever the list, a host is refused when any address it resolves
+# to is internal (loopback, private, link-local, metadata…) unless inside HTTP_FETCH_ALLOW_NETWORKS; a
+# cloud metadata address only when that network is exactly its one address.
+HTTP_FETCH_ALLOW_HOSTS = env.string_list("HTTP_FETCH_ALLOW_HOSTS", [])
+for _pattern in HTTP_FETCH_ALLOW_HOSTS:
+    try:
+        canonical_pattern(_pattern)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"HTTP_FETCH_ALLOW_HOSTS: {_pattern!r}: {_exc}") from None
+HTTP_FETCH_ALLOW_NETWORKS = env.networks("HTTP_FETCH_ALLOW_NETWORKS", [])
+# The largest body fetched (an agent may ask for less, never more); the result's budget follows from it.
+HTTP_FETCH_MAX_BYTES = env.integer("HTTP_FETCH_MAX_BYTES", 1024 * 1024, minimum=1)
+HTTP_FETCH_MAX_REDIRECTS = env.integer("HTTP_FETCH_MAX_REDIRECTS", 5, minimum=0)
+# Each wait on the network is also bounded by the time the tool gateway has left for the call; the
+# plugin's gateway timeout is the sum of the two.
+HTTP_FETCH_CONNECT_TIMEOUT_S = env.number("HTTP_FETCH_CONNECT_TIMEOUT_S", 5.0, minimum=0.1)
+HTTP_FETCH_READ_TIMEOUT_S = env.number("HTTP_FETCH_READ_TIMEOUT_S", 10.0, minimum=0.1)
+# The CA certificates https fetches are verified against (a PEM file); empty: certifi's bundle.
+HTTP_FETCH_CA_BUNDLE = env.string("HTTP_FETCH_CA_BUNDLE")
+if HTTP_FETCH_CA_BUNDLE and not Path(HTTP_FETCH_CA_BUNDLE).is_file():
+    raise ImproperlyConfigured(f"HTTP_FETCH_CA_BUNDLE: no such file {HTTP_FETCH_CA_BUNDLE!r}")
 
 ENVIRONMENT_VARIABLES = frozenset(env.READ)
