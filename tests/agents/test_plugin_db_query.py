@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -487,6 +488,14 @@ def test_rows_are_cut_before_the_result_outgrows_the_gateways_limit(allowed):
     assert len(json.dumps(result)) <= PLUGIN.limits.max_result_bytes
 
 
+def test_huge_rows_stop_at_the_byte_budget_without_reaching_memory_all_at_once(allowed):
+    # 300 rows of 1 MB: fetched at once they would be 300 MB in this process; in batches, a few MB.
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    result = query("SELECT n, repeat('x', 1000000) FROM generate_series(1, 300) AS n")
+    assert (result["rows"], result["truncated"]) == ([], True)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 100_000
+
+
 def test_column_types_come_from_the_database_and_values_are_json_safe(allowed):
     result = query("SELECT * FROM items ORDER BY id")
     assert [(column["name"], column["type"]) for column in result["columns"]] == [
@@ -730,6 +739,16 @@ def test_sqlite_without_the_parser_query_only_still_refuses_writes(lite, monkeyp
     assert _lite_rows(lite) == before
     raw = connections["lite"].connection
     assert raw.execute("PRAGMA query_only").fetchone() == (0,)  # the connection is left as it was found
+
+
+def test_sqlite_parameter_errors_are_query_errors(lite):
+    assert refusal("SELECT ?", params=[2**70]).code == "query_failed"
+    assert refusal("SELECT ?, ?", params=[1]).code == "query_failed"
+    assert query("SELECT ?", params=[2**62])["rows"] == [[2**62]]
+
+
+def test_postgres_takes_integers_past_64_bits(allowed):
+    assert query("SELECT $1::numeric + 1", params=[2**70])["rows"] == [[str(2**70 + 1)]]
 
 
 def test_sqlite_a_long_query_stops_at_the_timeout(lite, settings):
