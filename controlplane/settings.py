@@ -4,6 +4,7 @@ Malformed values stop start-up with ``ImproperlyConfigured`` naming the variable
 """
 
 import logging
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -476,3 +477,26 @@ if HTTP_FETCH_CA_BUNDLE and not Path(HTTP_FETCH_CA_BUNDLE).is_file():
     raise ImproperlyConfigured(f"HTTP_FETCH_CA_BUNDLE: no such file {HTTP_FETCH_CA_BUNDLE!r}")
 
 ENVIRONMENT_VARIABLES = frozenset(env.READ)
+
+# --- db_query plugin (agents/plugins/db_query.py) ---------------------------------------------------
+# The databases agents may query, as DATABASES aliases, the first being the default. None by default:
+# never `default` unless the operator names it (it holds users and password hashes). Every other alias
+# named here is added to DATABASES from DB_QUERY_DATABASE_URL_<ALIAS> (postgres:// or sqlite:///); give it
+# a database role that may only SELECT (the plugin also runs each query read-only).
+DB_QUERY_DATABASES = env.string_list("DB_QUERY_DATABASES", [])
+for _alias in DB_QUERY_DATABASES:
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", _alias):
+        raise ImproperlyConfigured(f"DB_QUERY_DATABASES: {_alias!r} is not an alias ([a-z][a-z0-9_]*)")
+    if _alias != "default":
+        DATABASES[_alias] = env.database(f"DB_QUERY_DATABASE_URL_{_alias.upper()}", "")
+        DATABASES[_alias]["CONN_MAX_AGE"] = 60
+        DATABASES[_alias]["CONN_HEALTH_CHECKS"] = True
+        if DATABASES[_alias]["ENGINE"] != "django.db.backends.sqlite3":
+            DATABASES[_alias]["OPTIONS"] = {
+                "connect_timeout": env.integer("DATABASE_CONNECT_TIMEOUT_S", 5, minimum=1)
+            }
+# Each query is cancelled after this long (and never later than the tool gateway stops waiting).
+DB_QUERY_TIMEOUT_MS = env.integer("DB_QUERY_TIMEOUT_MS", 5000, minimum=1)
+# The most rows a query returns (an agent's max_rows may lower it); more are cut off with truncated=true.
+DB_QUERY_MAX_ROWS = env.integer("DB_QUERY_MAX_ROWS", 1000, minimum=1)
+ENVIRONMENT_VARIABLES = frozenset(env.READ)  # again, with the variables of the block above
