@@ -476,9 +476,7 @@ HTTP_FETCH_CA_BUNDLE = env.string("HTTP_FETCH_CA_BUNDLE")
 if HTTP_FETCH_CA_BUNDLE and not Path(HTTP_FETCH_CA_BUNDLE).is_file():
     raise ImproperlyConfigured(f"HTTP_FETCH_CA_BUNDLE: no such file {HTTP_FETCH_CA_BUNDLE!r}")
 
-ENVIRONMENT_VARIABLES = frozenset(env.READ)
-
-# --- db_query plugin (agents/plugins/db_query.py) ---------------------------------------------------
+# --- the db_query plugin (agents.plugins.db_query, sql_guard, db_query_run) ---------------------------
 # The databases agents may query, as DATABASES aliases, the first being the default. None by default:
 # never `default` unless the operator names it (it holds users and password hashes). Every other alias
 # named here is added to DATABASES from DB_QUERY_DATABASE_URL_<ALIAS> (postgres:// or sqlite:///); give it
@@ -499,4 +497,5 @@ for _alias in DB_QUERY_DATABASES:
 DB_QUERY_TIMEOUT_MS = env.integer("DB_QUERY_TIMEOUT_MS", 5000, minimum=1)
 # The most rows a query returns (an agent's max_rows may lower it); more are cut off with truncated=true.
 DB_QUERY_MAX_ROWS = env.integer("DB_QUERY_MAX_ROWS", 1000, minimum=1)
-ENVIRONMENT_VARIABLES = frozenset(env.READ)  # again, with the variables of the block above
+
+ENVIRONMENT_VARIABLES = frozenset(env.READ)
