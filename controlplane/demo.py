@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connections, transaction
 
 from agents.models import Action, AgentKind, App, AppGrant, Project
 from agents.prompts import prompt_version_create
@@ -45,6 +46,7 @@ class DemoApp:
     category: str = "research"
     glyph: str = "bot"
     playbook: str = ""
+    plugins: tuple[str, ...] = ()
 
     @property
     def system_prompt(self) -> str:
@@ -100,6 +102,15 @@ APPS = (
         glyph="code",
     ),
     DemoApp(
+        "tools",
+        "Tool user",
+        "Calls plugins through the tool gateway, each call checked, traced and audited: give it a URL to "
+        "fetch (http_fetch; the demo allows only this machine, e.g. http://127.0.0.1:8000/healthz) or a "
+        "SELECT on the sample database (db_query), e.g. SELECT * FROM incidents.",
+        glyph="search",
+        plugins=("http_fetch", "db_query"),
+    ),
+    DemoApp(
         "ops-report",
         "Operators' report",
         "Answers at once with a short report. No grant names it: only admins see it in the store.",
@@ -109,7 +120,16 @@ APPS = (
     ),
 )
 
-RESEARCH_APPS = ("demo", "flood", "fail", "long", "instant")
+RESEARCH_APPS = ("demo", "flood", "fail", "long", "instant", "tools")
+
+# The sample database db_query reads in the demo (the `samples` alias: settings.py, standalone only).
+SAMPLES_ALIAS = "samples"
+SAMPLE_INCIDENTS = (
+    (1, "Disk full on the build server", 2, "2026-11-02"),
+    (2, "DNS outage in the office", 1, "2026-11-09"),
+    (3, "Slow API responses", 3, "2026-11-17"),
+    (4, "Expired TLS certificate", 1, "2026-11-23"),
+)
 
 
 @dataclass(frozen=True)
@@ -163,6 +183,7 @@ def seed_demo(*, allow_demo_passwords: bool = False) -> SeedReport:
         _ensure_role(role, users, report)
     for slug, name, department in PROJECTS:
         _ensure_project(slug, name, department, report)
+    _ensure_samples(report)
     return report
 
 
@@ -196,6 +217,7 @@ def _ensure_app(demo: DemoApp, report: SeedReport) -> None:
             "glyph": demo.glyph,
             "agent_kind": AgentKind.SCRIPTED,
             "playbook": demo.playbook or demo.slug,
+            "plugins": list(demo.plugins),
         },
     )
     if not created:
@@ -232,3 +254,20 @@ def _ensure_project(slug: str, name: str, department: str, report: SeedReport) -
     _, created = Project.objects.get_or_create(slug=slug, defaults={"name": name, "department": owner})
     if created:
         report.created.append(f"project {slug}")
+
+
+def _ensure_samples(report: SeedReport) -> None:
+    """The sample table db_query reads in the demo, where the samples database is configured."""
+    if SAMPLES_ALIAS not in settings.DB_QUERY_DATABASES or SAMPLES_ALIAS not in connections:
+        return
+    with connections[SAMPLES_ALIAS].cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS incidents"
+            " (id integer PRIMARY KEY, title text NOT NULL, severity integer NOT NULL, opened date NOT NULL)"
+        )
+        cursor.execute("SELECT count(*) FROM incidents")
+        if cursor.fetchone()[0]:
+            return
+        for row in SAMPLE_INCIDENTS:
+            cursor.execute("INSERT INTO incidents VALUES (%s, %s, %s, %s)", row)
+    report.created.append("sample database (incidents)")

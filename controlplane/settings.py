@@ -457,13 +457,15 @@ TOOL_GATEWAY_RUN_RATE = env.integer("TOOL_GATEWAY_RUN_RATE", 600, minimum=1)
 # or "*" (any host). Empty allows nothing. Whatever the list, a host is refused when any address it resolves
 # to is internal (loopback, private, link-local, metadata…) unless inside HTTP_FETCH_ALLOW_NETWORKS; a
 # cloud metadata address only when that network is exactly its one address.
-HTTP_FETCH_ALLOW_HOSTS = env.string_list("HTTP_FETCH_ALLOW_HOSTS", [])
+# The one-process demo (standalone) may fetch from this machine only, so its tool agent has something to
+# fetch with no internet: 127.0.0.1 (any port) as a host and as a network.
+HTTP_FETCH_ALLOW_HOSTS = env.string_list("HTTP_FETCH_ALLOW_HOSTS", ["127.0.0.1"] if STANDALONE else [])
 for _pattern in HTTP_FETCH_ALLOW_HOSTS:
     try:
         canonical_pattern(_pattern)
     except ValueError as _exc:
         raise ImproperlyConfigured(f"HTTP_FETCH_ALLOW_HOSTS: {_pattern!r}: {_exc}") from None
-HTTP_FETCH_ALLOW_NETWORKS = env.networks("HTTP_FETCH_ALLOW_NETWORKS", [])
+HTTP_FETCH_ALLOW_NETWORKS = env.networks("HTTP_FETCH_ALLOW_NETWORKS", ["127.0.0.1/32"] if STANDALONE else [])
 # The largest body fetched (an agent may ask for less, never more); the result's budget follows from it.
 HTTP_FETCH_MAX_BYTES = env.integer("HTTP_FETCH_MAX_BYTES", 1024 * 1024, minimum=1)
 HTTP_FETCH_MAX_REDIRECTS = env.integer("HTTP_FETCH_MAX_REDIRECTS", 5, minimum=0)
@@ -481,12 +483,14 @@ if HTTP_FETCH_CA_BUNDLE and not Path(HTTP_FETCH_CA_BUNDLE).is_file():
 # never `default` unless the operator names it (it holds users and password hashes). Every other alias
 # named here is added to DATABASES from DB_QUERY_DATABASE_URL_<ALIAS> (postgres:// or sqlite:///); give it
 # a database role that may only SELECT (the plugin also runs each query read-only).
-DB_QUERY_DATABASES = env.string_list("DB_QUERY_DATABASES", [])
+# The demo (standalone) queries a sample SQLite database of its own in var/ (seed_demo fills it).
+DB_QUERY_DATABASES = env.string_list("DB_QUERY_DATABASES", ["samples"] if STANDALONE else [])
 for _alias in DB_QUERY_DATABASES:
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", _alias):
         raise ImproperlyConfigured(f"DB_QUERY_DATABASES: {_alias!r} is not an alias ([a-z][a-z0-9_]*)")
     if _alias != "default":
-        DATABASES[_alias] = env.database(f"DB_QUERY_DATABASE_URL_{_alias.upper()}", "")
+        _demo = f"sqlite:///{VAR_DIR / 'demo-samples.sqlite3'}" if STANDALONE and _alias == "samples" else ""
+        DATABASES[_alias] = env.database(f"DB_QUERY_DATABASE_URL_{_alias.upper()}", _demo)
         DATABASES[_alias]["CONN_MAX_AGE"] = 60
         DATABASES[_alias]["CONN_HEALTH_CHECKS"] = True
         if DATABASES[_alias]["ENGINE"] != "django.db.backends.sqlite3":

@@ -217,6 +217,10 @@ class Standalone:
             except DemoPasswordRefused as exc:
                 raise StandaloneError(f"{exc} (--allow-demo-passwords, or --no-seed)") from None
         web_socket = listen(self.options.host, self.options.port)
+        if not settings.TOOL_GATEWAY_URL:
+            # The embedded executor reaches the tool gateway on this machine (an external one needs
+            # TOOL_GATEWAY_URL to say how it reaches this process).
+            settings.TOOL_GATEWAY_URL = f"http://127.0.0.1:{web_socket.getsockname()[1]}"
         executor = None if settings.EXECUTOR_URL else EmbeddedExecutor(self.options.executor_port)
         if executor is not None:
             # Runs of apps that name no executor go to "default": point it at this process's executor.

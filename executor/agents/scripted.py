@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,6 +17,11 @@ from typing import Any
 from executor.runs import AgentFailure, Run
 from executor.tools import call_tool, uses_gateway
 
+URL_IN_TEXT = re.compile(r"https?://\S+")
+SQL_IN_TEXT = re.compile(
+    r"^\s*(select|with|values|table|insert|update|delete|merge|drop|create|alter|truncate|copy|set|grant)\b",
+    re.I,
+)
 FLOOD_YIELD_EVERY = 256  # let followers send between bursts; batching keeps the flood cheap
 LONG_TICK_S = 0.1
 
@@ -119,6 +125,14 @@ def _tool_calls(run: Run) -> list[tuple[str, dict[str, Any]]]:
         planned.append(("http_fetch", {"url": run.input["url"]}))
     if isinstance(run.input.get("sql"), str):
         planned.append(("db_query", {"sql": run.input["sql"]}))
+    if planned or not isinstance(run.input.get("message"), str):
+        return planned
+    # A person typed a message (the portal): its URLs are fetched; SQL is sent to db_query (which refuses
+    # anything but one read-only query: the demo shows that too).
+    message = run.input["message"].strip()
+    planned = [("http_fetch", {"url": url.rstrip(".,;)")}) for url in URL_IN_TEXT.findall(message)[:3]]
+    if SQL_IN_TEXT.match(message):
+        planned.append(("db_query", {"sql": message}))
     return planned
 
 
@@ -149,7 +163,8 @@ async def tools(run: Run) -> None:
         await run.emit("tool.result", outcome.event_data(call_id))
         lines.append(_summary(name, outcome))
     await todos.start(len(planned))
-    await _say(run, "m1", " ".join(lines) or "There was nothing to call.", delay)
+    nothing = "Give me a URL to fetch or a SELECT to run, and I will call the tool for it."
+    await _say(run, "m1", " ".join(lines) or nothing, delay)
     await todos.finish()
 
 

@@ -223,9 +223,9 @@ def test_a_second_start_on_the_same_database_adds_no_demo_data_and_ignores_redis
         "rbac_department_members": 2,
         "rbac_role": 3,
         "rbac_rolebinding": 3,
-        "agents_app": 6,
-        "agents_appgrant": 12,
-        "agents_promptversion": 6,
+        "agents_app": 7,
+        "agents_appgrant": 14,
+        "agents_promptversion": 7,
         "agents_project": 1,
         "agents_executor": 1,
     }
