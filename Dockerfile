@@ -14,6 +14,7 @@ COPY agents agents
 COPY run_queue run_queue
 COPY runs runs
 COPY files files
+COPY gateway gateway
 COPY observability observability
 COPY portal portal
 COPY executor executor

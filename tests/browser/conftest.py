@@ -20,7 +20,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from playwright.sync_api import expect
 
 from agents.models import Action
-from tests.executor_support import ROOT, start_executor, stop_process, wait_until
+from tests.executor_support import ROOT, free_port, start_executor, stop_process, wait_until
 from tests.factories import AppFactory, ExecutorFactory, UserFactory, grant
 from tests.stack import start_web, start_worker
 
@@ -48,6 +48,21 @@ class Stack:
     executor: Any
     log_dir: Path
 
+    @property
+    def port(self) -> int:
+        return int(self.base.rsplit(":", 1)[1])
+
+
+def gateway_env(port: int) -> dict[str, str]:
+    """The web process and the workers offer plugins: http_fetch may reach this machine (the web process's
+    own /healthz), and the workers hand executors this web process's tool gateway."""
+    return {
+        "PLUGINS_ENABLED": "http_fetch",
+        "TOOL_GATEWAY_URL": f"http://127.0.0.1:{port}",
+        "HTTP_FETCH_ALLOW_HOSTS": "127.0.0.1",
+        "HTTP_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",
+    }
+
 
 # Package scope: the stack and the browser end with the last browser test, so the rest of the suite never
 # runs beside Playwright's event loop or the DJANGO_ALLOW_ASYNC_UNSAFE it needs.
@@ -55,9 +70,12 @@ class Stack:
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("browser")
     executor = start_executor(log_dir)
+    port = free_port()
     with django_db_blocker.unblock():
         # CONFIG_CACHE_S=0: each test makes its apps again under the same slugs; a cached one would be stale.
-        web, base = start_web(log_dir, STATIC_FROM_APPS="true", CONFIG_CACHE_S="0")
+        web, base = start_web(
+            log_dir, port=port, STATIC_FROM_APPS="true", CONFIG_CACHE_S="0", **gateway_env(port)
+        )
     yield Stack(base=base, executor=executor, log_dir=log_dir)
     web.stop()
     stop_process(executor.process)
@@ -66,7 +84,9 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
 @pytest.fixture
 def worker(stack, transactional_db):
     """A worker that is claiming runs when the test starts (a page's run must not wait for it to boot)."""
-    process = start_worker(stack.log_dir, "--concurrency", "4", LOG_LEVEL="INFO", CONFIG_CACHE_S="0")
+    process = start_worker(
+        stack.log_dir, "--concurrency", "4", LOG_LEVEL="INFO", CONFIG_CACHE_S="0", **gateway_env(stack.port)
+    )
 
     def started() -> bool:
         if process.process.poll() is not None:

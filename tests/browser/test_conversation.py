@@ -13,7 +13,7 @@ from rest_framework.authtoken.models import Token
 from agents.models import Action
 from runs.models import Run, RunEvent, RunStatus
 from tests.browser.conftest import check_accessibility, conversation_ready, sign_in
-from tests.executor_support import wait_until
+from tests.executor_support import ROOT, wait_until
 from tests.factories import UserFactory, grant
 
 pytestmark = pytest.mark.slow
@@ -48,7 +48,8 @@ def test_a_conversation_streams_asks_finishes_and_continues(browsing, worker, de
     turn = page.locator(".turn").first
     expect(turn.locator(".bubble.mine")).to_have_text("Summarise the quarter")
     expect(turn.locator('[data-message="m1"]')).to_have_text("I will work on: Summarise the quarter")
-    expect(turn.locator("details.tool summary")).to_have_text("Tool call: word_count")
+    expect(turn.locator("details.tool summary")).to_contain_text("Tool call: word_count")
+    expect(turn.locator("details.tool .tool-outcome")).to_have_text("done")
     expect(turn.locator("details.tool .tool-result")).to_contain_text('"words": 3')
     expect(page.locator('#todos li[data-todo="t3"]')).to_have_attribute("data-status", "in_progress")
     expect(page.locator('#todos li[data-todo="t1"]')).to_have_attribute("data-status", "done")
@@ -170,3 +171,31 @@ def test_a_reader_with_view_all_sees_the_conversation_read_only(browsing, worker
     expect(reader.locator(".question form")).to_have_count(0)
     expect(reader.get_by_role("button", name="Cancel run")).to_have_count(0)
     expect(reader.get_by_label("Message")).to_have_count(0)
+
+
+def test_tool_calls_through_the_gateway_show_their_outcome_and_audit(
+    browsing, worker, app_on_executor, alice, stack
+):
+    app = app_on_executor("tools", slug="tools", name="Tool user", plugins=["http_fetch"])
+    grant(alice, Action.USE, app)
+    browser = browsing()
+    sign_in(browser, alice)
+    page = browser.page()
+    page.goto("/portal/apps/tools/new")
+    conversation_ready(page)
+    send(page, f"Fetch {stack.base}/healthz and http://127.0.0.2/secret")
+    turn = page.locator(".turn").first
+    expect(turn.locator(".run-status .status")).to_have_text("succeeded", timeout=20_000)
+    fetched, refused = turn.locator("details.tool").nth(0), turn.locator("details.tool").nth(1)
+    expect(fetched.locator("summary")).to_contain_text("Tool call: http_fetch")
+    expect(fetched.locator(".tool-outcome")).to_have_text("done")
+    expect(refused.locator(".tool-outcome")).to_have_text("failed: host_not_allowed")
+    expect(refused).to_have_attribute("data-ok", "false")
+    # What the gateway recorded, from GET /api/runs/{id}/tool-calls, folded under each call.
+    expect(fetched.locator(".tool-audit")).to_contain_text("Gateway: ok, HTTP 200")
+    expect(refused.locator(".tool-audit")).to_contain_text("Gateway: failed, HTTP 403")
+    expect(fetched.locator(".tool-audit a")).to_have_count(0)  # the span link is for operators
+    fetched.locator("summary").click()
+    expect(fetched.locator(".tool-result")).to_contain_text('"status": 200')
+    check_accessibility(page)
+    page.screenshot(path=str(ROOT / "docs" / "screenshots" / "tool-calls.png"), full_page=False)

@@ -26,6 +26,16 @@ let sessionId = page.session;
 const seqOf = (eventId) => Number(String(eventId).split(":").pop());
 const pretty = (value) => JSON.stringify(value, null, 2);
 
+// The gateway's outcomes of a call (gateway.models.Outcome), in words.
+const CALL_OUTCOMES = {
+  ok: _("ok"),
+  refused: _("refused"),
+  invalid: _("invalid arguments"),
+  rate_limited: _("rate limited"),
+  error: _("failed"),
+  timeout: _("timed out"),
+};
+
 class RunView {
   constructor(run) {
     this.id = run.id;
@@ -73,6 +83,39 @@ class RunView {
     if (page.operator && !ACTIVE.has(status) && !this.traceAsked) {
       this.traceAsked = true;
       this.linkTrace(this.live ? 2 : 0);
+    }
+    if (!ACTIVE.has(status) && this.tools.size && !this.auditAsked) {
+      this.auditAsked = true;
+      this.showToolAudit();
+    }
+  }
+
+  // What the tool gateway recorded of each call (GET /api/runs/{id}/tool-calls): its outcome and time,
+  // and for an operator a link to the call's span in the trace.
+  async showToolAudit() {
+    let calls = null;
+    try {
+      calls = await api(`/api/runs/${this.id}/tool-calls`);
+    } catch (error) {
+      return; // the cards already show the calls; the audit is extra
+    }
+    for (const call of calls.results) {
+      const tool = this.tools.get(call.call_id);
+      if (!tool || tool.audited) continue;
+      tool.audited = true;
+      const line = el("p", {
+        class: "muted tool-audit",
+        text: format(_("Gateway: %(outcome)s, HTTP %(status)s, %(ms)s ms"), {
+          outcome: CALL_OUTCOMES[call.outcome] || call.outcome,
+          status: call.status,
+          ms: call.duration_ms.toFixed(1),
+        }),
+      });
+      if (page.operator && call.trace_id && call.span_id) {
+        const href = `/dashboard/traces/${call.trace_id}#span-${call.span_id}`;
+        line.append(" · ", el("a", { href, text: _("Span") }));
+      }
+      tool.node.append(line);
     }
   }
 
@@ -228,23 +271,28 @@ const HANDLERS = {
   },
   "tool.call": (run, data) => {
     const output = el("pre", { class: "tool-result", text: _("Waiting for the result…") });
+    const outcome = el("span", { class: "tool-outcome" });
     const node = el(
       "details",
       { class: "tool", "data-call": data.call_id },
-      el("summary", { text: format(_("Tool call: %(name)s"), { name: data.name }) }),
+      el("summary", {}, format(_("Tool call: %(name)s"), { name: data.name }), outcome),
       el("p", { class: "muted", text: _("Arguments") }),
       el("pre", { text: pretty(data.arguments ?? {}) }),
       el("p", { class: "muted", text: _("Result") }),
       output,
     );
-    run.tools.set(data.call_id, { node, output });
+    run.tools.set(data.call_id, { node, output, outcome });
     run.body.append(node);
   },
   "tool.result": (run, data) => {
     const tool = run.tools.get(data.call_id);
     if (!tool) return;
-    tool.output.textContent = data.ok === false ? `${_("Error")}: ${pretty(data.error)}` : pretty(data.result);
-    tool.node.dataset.ok = String(data.ok !== false);
+    const failed = data.ok === false;
+    tool.output.textContent = failed ? `${_("Error")}: ${pretty(data.error)}` : pretty(data.result);
+    tool.node.dataset.ok = String(!failed);
+    tool.outcome.textContent = failed
+      ? format(_("failed: %(code)s"), { code: (data.error && data.error.code) || _("error") })
+      : _("done");
   },
   "todo.update": (_run, data) => showTodos(data.todos || []),
   "human_loop.request": (run, data) => {
