@@ -129,7 +129,8 @@ def report(label: str, result: dict, overhead: list[float], plugin: list[float])
     plugin_p50 = statistics.median(plugin) if plugin else 0.0
     print(
         f"{label}: {rate:,.0f} calls/s; round trip p50 {percentile(lat, 0.5) * 1000:.2f} ms, "
-        f"p99 {percentile(lat, 0.99) * 1000:.2f} ms; gateway overhead p50 {percentile(overhead, 0.5):.2f} ms, "
+        f"p99 {percentile(lat, 0.99) * 1000:.2f} ms; "
+        f"gateway overhead p50 {percentile(overhead, 0.5):.2f} ms, "
         f"p99 {percentile(overhead, 0.99):.2f} ms (plugin itself p50 {plugin_p50:.3f} ms); "
         f"round trip minus plugin p50 {percentile(lat, 0.5) * 1000 - plugin_p50:.2f} ms; "
         f"non-200: {len(result['failed'])}"

@@ -142,7 +142,7 @@ def _summary(name: str, outcome: Any) -> str:
         return f"{name} failed: {error.get('code', 'error')} ({error.get('message', '')})."
     result = outcome.result
     if name == "http_fetch" and isinstance(result, dict):
-        return f"http_fetch got HTTP {result.get('status')} ({result.get('bytes', 0)} bytes)."
+        return f"http_fetch got HTTP {result.get('status')} ({result.get('size', 0)} bytes)."
     if name == "db_query" and isinstance(result, dict):
         return f"db_query returned {result.get('row_count', 0)} row(s)."
     return f"{name} returned {json.dumps(result)[:200]}."

@@ -91,7 +91,7 @@ def test_the_tools_playbook_makes_the_calls_it_is_given_in_order(executor):
     def answer(request):
         if request.path.endswith("/db_query"):
             return 422, {"error": {"code": "statement_not_allowed", "message": "Only a query."}}
-        return 200, {"result": {"status": 200, "bytes": 5}, "call_id": request.headers["Tool-Call-Id"]}
+        return 200, {"result": {"status": 200, "size": 5}, "call_id": request.headers["Tool-Call-Id"]}
 
     calls = [
         {"tool": "http_fetch", "arguments": {"url": "https://example.com/a"}},
@@ -104,7 +104,7 @@ def test_the_tools_playbook_makes_the_calls_it_is_given_in_order(executor):
         ("db_query", "call_2", {"sql": "DELETE FROM t"}),
     ]
     results = [e.data for e in events if e.type == "tool.result"]
-    assert results[0] == {"call_id": "call_1", "ok": True, "result": {"status": 200, "bytes": 5}}
+    assert results[0] == {"call_id": "call_1", "ok": True, "result": {"status": 200, "size": 5}}
     assert results[1]["ok"] is False
     assert results[1]["error"]["code"] == "statement_not_allowed"
     text = "".join(e.data["text"] for e in events if e.type == "message.delta")
