@@ -119,22 +119,28 @@ class _Audit:
 
 
 # --- the pool and the concurrency slots ---------------------------------------------------------------
-@functools.cache
-def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=settings.TOOL_GATEWAY_CONCURRENCY, thread_name_prefix="plugin")
-
-
-@functools.cache
-def _gateway_slots() -> threading.BoundedSemaphore:
-    return threading.BoundedSemaphore(settings.TOOL_GATEWAY_CONCURRENCY)
-
-
+_lock = threading.Lock()  # made once per process, under the lock: two first calls must share one of each
+_shared: dict[str, Any] = {}
 _plugin_slots: dict[Plugin, threading.BoundedSemaphore] = {}
-_slots_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    with _lock:
+        if "pool" not in _shared:
+            size = settings.TOOL_GATEWAY_CONCURRENCY
+            _shared["pool"] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="plugin")
+        return _shared["pool"]
+
+
+def _gateway_slots() -> threading.BoundedSemaphore:
+    with _lock:
+        if "slots" not in _shared:
+            _shared["slots"] = threading.BoundedSemaphore(settings.TOOL_GATEWAY_CONCURRENCY)
+        return _shared["slots"]
 
 
 def _slots_of(plugin: Plugin) -> threading.BoundedSemaphore:
-    with _slots_lock:
+    with _lock:
         slots = _plugin_slots.get(plugin)
         if slots is None:
             slots = _plugin_slots[plugin] = threading.BoundedSemaphore(plugin.limits.max_concurrency)

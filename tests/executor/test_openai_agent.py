@@ -110,3 +110,58 @@ def test_an_llm_error_fails_the_run_with_the_status(openai_executor, llm):
     assert events[-1].data["status"] == "failed"
     assert events[-1].data["error"]["code"] == "llm_error"
     assert "404" in events[-1].data["error"]["message"]
+
+
+def test_the_openai_agent_offers_the_runs_plugins_and_calls_them_through_the_gateway(openai_executor, llm):
+    """The model is offered the run's plugins (not the built-ins); its call goes to the tool gateway with the
+    run's token and its call id, and the gateway's result goes back to the model."""
+    schema = {"type": "object", "properties": {"sql": {"type": "string"}}, "required": ["sql"]}
+
+    def gateway_answer(request):
+        return 200, {"result": {"rows": [[3]], "row_count": 1}, "call_id": request.headers["Tool-Call-Id"]}
+
+    def model(request):
+        messages = request.body["messages"]
+        if messages[-1]["role"] == "tool":
+            return 200, sse(delta(content="There are 3."), delta())
+        call = {"index": 0, "id": "call_sql", "type": "function"}
+        call["function"] = {"name": "db_query", "arguments": '{"sql": "SELECT count(*) FROM t"}'}
+        return 200, sse(delta(tool_calls=[call]))
+
+    llm.respond = model
+    try:
+        with RecordingServer(gateway_answer) as gateway:
+            client = openai_executor.client()
+            run_id = str(uuid.uuid4())
+            client.start_run(
+                run_id=run_id,
+                app="llm-app",
+                agent={"kind": "openai"},
+                prompt={"version": 1, "text": "You query."},
+                input={"message": "How many?"},
+                plugins=[{"name": "db_query", "description": "One read-only SELECT.", "schema": schema}],
+                tool_gateway={"url": f"{gateway.url}/api/runs/{run_id}/tools", "token": "tok-run"},
+            )
+            events = list(client.iter_events(run_id))
+    finally:
+        llm.respond = fake_model
+    first, second = llm.requests[-2:]
+    assert first.body["tools"] == [
+        {
+            "type": "function",
+            "function": {"name": "db_query", "description": "One read-only SELECT.", "parameters": schema},
+        }
+    ]
+    [call] = gateway.requests
+    assert call.path == f"/api/runs/{run_id}/tools/db_query"
+    assert call.headers["Authorization"] == "Bearer tok-run"
+    assert call.headers["Tool-Call-Id"] == "call_sql"
+    assert call.body == {"sql": "SELECT count(*) FROM t"}
+    result = next(e for e in events if e.type == "tool.result")
+    assert result.data == {"call_id": "call_sql", "ok": True, "result": {"rows": [[3]], "row_count": 1}}
+    assert second.body["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": "call_sql",
+        "content": json.dumps({"rows": [[3]], "row_count": 1}),
+    }
+    assert events[-1].data == {"status": "succeeded"}
