@@ -76,6 +76,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def web_command(port: int) -> list[str]:
+    """One web process as production runs it (uvicorn, no access log), on ``port``."""
+    return [
+        PYTHON, "-m", "uvicorn", "controlplane.asgi:application", "--port", str(port), "--no-access-log",
+        "--log-level", "warning", "--timeout-keep-alive", "60",
+    ]  # fmt: skip
+
+
 def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=env)
 

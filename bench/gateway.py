@@ -34,7 +34,16 @@ from datetime import timedelta
 
 import requests
 
-from bench.common import PYTHON, free_port, percentile, process_env, scratch_database, spawn, stop, wait_http
+from bench.common import (
+    free_port,
+    percentile,
+    process_env,
+    scratch_database,
+    spawn,
+    stop,
+    wait_http,
+    web_command,
+)
 
 RUNS_PER_CALLER = 8
 
@@ -147,22 +156,7 @@ def main() -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = process_env(url, PLUGINS_ENABLED="echo", TOOL_GATEWAY_RUN_RATE="1000000", TRACING="true")
-        web = spawn(
-            [
-                PYTHON,
-                "-m",
-                "uvicorn",
-                "controlplane.asgi:application",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--timeout-keep-alive",
-                "60",
-            ],
-            env,
-        )
+        web = spawn(web_command(port), env)
         try:
             wait_http(base + "/healthz")
             load(base, groups[:1], 1.0, True)  # warm up: connections, caches, the pool's threads

@@ -46,6 +46,7 @@ from bench.common import (
     spawn,
     stop,
     wait_http,
+    web_command,
 )
 
 EXECUTOR_TOKEN = "bench-executor-token"
@@ -72,22 +73,7 @@ class Stack:
     def _start_services(self) -> None:
         """The web process, the workers and the reconcilers (the executor lives as long as the stack)."""
         env = process_env(self.url, **self.env)
-        self.web = spawn(
-            [
-                PYTHON,
-                "-m",
-                "uvicorn",
-                "controlplane.asgi:application",
-                "--port",
-                str(self.port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--timeout-keep-alive",
-                "60",
-            ],
-            env,
-        )
+        self.web = spawn(web_command(self.port), env)
         self.workers = [
             spawn([PYTHON, "manage.py", "runworker", "--concurrency", "16"], env)
             for _ in range(self.worker_count)
