@@ -230,7 +230,7 @@ def test_the_demo_shows_the_rules_at_work(db, settings, api_as):
 
     users = {u.username: u for u in get_user_model().objects.all()}
     store = {name: {a["slug"]: a["usable"] for a in list_apps(api_as(user))} for name, user in users.items()}
-    research = {"demo", "instant", "flood", "fail", "long"}
+    research = {"demo", "instant", "flood", "fail", "long", "tools"}
     assert store["alice"] == dict.fromkeys(research, True)
     assert store["bob"] == {"demo": False, "instant": True}  # sees the guide, may not start it
     assert store["admin"] == dict.fromkeys(research | {"ops-report"}, True)  # only admins see ops-report
