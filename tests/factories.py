@@ -1,13 +1,20 @@
+import functools
 import uuid
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 
 from agents.models import Action, App, AppGrant, AppSetting, Executor, Project, PromptVersion
 from rbac.models import Department, Role, RoleBinding
 from runs.models import Run, Session
 
 PASSWORD = "correct-horse-battery-staple"
+
+# A real hash (the default hasher, as the processes the tests start verify it), made once per password: the
+# hasher's iterations cost half a second of CPU, which a user each made most of the suite's time. Users of
+# one password then share a salt; nothing tests that two users' hashes differ.
+password_hash = functools.cache(make_password)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -18,7 +25,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
-    password = factory.django.Password(PASSWORD)
+    password = factory.django.Password(PASSWORD, transform=password_hash)
 
     @factory.post_generation
     def may_use_every_app(self, create, extracted, **kwargs):
