@@ -2,6 +2,7 @@ import functools
 import uuid
 
 import factory
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 
@@ -11,10 +12,17 @@ from runs.models import Run, Session
 
 PASSWORD = "correct-horse-battery-staple"
 
-# A real hash (the default hasher, as the processes the tests start verify it), made once per password: the
-# hasher's iterations cost half a second of CPU, which a user each made most of the suite's time. Users of
-# one password then share a salt; nothing tests that two users' hashes differ.
-password_hash = functools.cache(make_password)
+
+def password_hash(raw: str) -> str:
+    """A real hash by the settings' first hasher (the processes the tests start verify it), made once per
+    password and hasher: PBKDF2's iterations cost half a second of CPU, and a user each made most of the
+    suite's time. Users of one password then share a salt; nothing tests that two users' hashes differ."""
+    return _password_hash(raw, settings.PASSWORD_HASHERS[0])
+
+
+@functools.cache
+def _password_hash(raw: str, hasher: str) -> str:
+    return make_password(raw)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
