@@ -53,6 +53,14 @@ def throttle_clock(monkeypatch):
     monkeypatch.setattr(WindowedRateThrottle, "timer", staticmethod(lambda: 1_800_000_030.0))
 
 
+@pytest.fixture
+def cheap_password_hashing(settings):
+    """For tests that count failed sign-ins (throttles): each attempt hashes the password it was sent, even
+    for a user who does not exist, and PBKDF2 takes half a second of CPU that proves nothing about the count.
+    Users made after it get cheap hashes too (ask for it first); those made before (PBKDF2) still verify."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]
+
+
 @pytest.fixture(autouse=True)
 def _fresh_config_cache():
     """Apps and executors are cached per process (agents.selectors); a test's rows are rolled back without

@@ -1,13 +1,28 @@
+import functools
 import uuid
 
 import factory
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 
 from agents.models import Action, App, AppGrant, AppSetting, Executor, Project, PromptVersion
 from rbac.models import Department, Role, RoleBinding
 from runs.models import Run, Session
 
 PASSWORD = "correct-horse-battery-staple"
+
+
+def password_hash(raw: str) -> str:
+    """A real hash by the settings' first hasher (the processes the tests start verify it), made once per
+    password and hasher: PBKDF2's iterations cost half a second of CPU, and a user each made most of the
+    suite's time. Users of one password then share a salt; nothing tests that two users' hashes differ."""
+    return _password_hash(raw, settings.PASSWORD_HASHERS[0])
+
+
+@functools.cache
+def _password_hash(raw: str, hasher: str) -> str:
+    return make_password(raw)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -18,7 +33,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
-    password = factory.django.Password(PASSWORD)
+    password = factory.django.Password(PASSWORD, transform=password_hash)
 
     @factory.post_generation
     def may_use_every_app(self, create, extracted, **kwargs):

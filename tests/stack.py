@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -134,6 +136,14 @@ class SseReader:
             self.done.set()
 
     def close(self) -> None:
+        # Closing the response waits for the reading thread's read to return (they share the buffer's lock),
+        # that is for the stream's next keep-alive, ten seconds a stream: shutting the socket down first ends
+        # that read at once.
+        connection = self.response.raw.connection
+        if connection is not None and connection.sock is not None:
+            with contextlib.suppress(OSError):  # the server has closed it already
+                connection.sock.shutdown(socket.SHUT_RDWR)
+        self.done.wait(timeout=5)
         self.response.close()
 
     def types(self) -> list[str]:

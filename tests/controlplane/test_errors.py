@@ -98,7 +98,9 @@ class TestErrorShape:
         assert error["detail"] == {"request_id": "req-500"}
         assert "boom" not in response.content.decode()
 
-    def test_throttled_token_requests_are_429_with_retry_after(self, api, member, throttle_clock):
+    def test_throttled_token_requests_are_429_with_retry_after(
+        self, cheap_password_hashing, api, member, throttle_clock
+    ):
         cache.clear()
         for _ in range(10):
             api.post("/api/auth/token/", {"username": "member", "password": "wrong"})

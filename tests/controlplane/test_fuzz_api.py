@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from django.core.signals import request_finished
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.urls import URLPattern, URLResolver, get_resolver
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, given, settings
@@ -31,6 +31,7 @@ from runs.models import HumanLoopRequest, Run, RunEvent, Session, Todo
 from tests.factories import AppFactory, UserFactory
 
 TABLES = (Session, Run, RunEvent, QueueEntry, Todo, HumanLoopRequest, Token)
+COUNTS_SQL = "SELECT " + ", ".join(f'(SELECT count(*) FROM "{model._meta.db_table}")' for model in TABLES)
 COMMON_PARAMS = ["after", "limit", "page", "page_size", "lastEventId", "status", "app", "session", "format"]
 CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
 
@@ -174,7 +175,10 @@ def concrete(route: str, values: dict[str, str], tail: str) -> str:
 
 
 def counts() -> tuple[int, ...]:
-    return tuple(model.objects.count() for model in TABLES)
+    # One statement for every table: an example counts them twice, and seven queries each were half its time.
+    with connection.cursor() as cursor:
+        cursor.execute(COUNTS_SQL)
+        return tuple(cursor.fetchone())
 
 
 def check(method, response, before, *, json_errors: bool = True) -> None:

@@ -10,7 +10,7 @@ from tests.factories import PASSWORD, UserFactory
 
 
 @pytest.fixture(autouse=True)
-def _fresh_counters(throttle_clock):
+def _fresh_counters(throttle_clock, cheap_password_hashing):
     cache.clear()
     yield
     cache.clear()

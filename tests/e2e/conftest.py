@@ -28,7 +28,9 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("e2e")
     executor = start_executor(log_dir)
     with django_db_blocker.unblock():
-        web, base = start_web(log_dir)
+        # CONFIG_CACHE_S=0: tests make their apps again under the same slugs (demo); a cached one would be
+        # stale for the next test, which only a slow test before it used to hide.
+        web, base = start_web(log_dir, CONFIG_CACHE_S="0")
     yield Stack(base=base, web=web, executor=executor, log_dir=log_dir)
     web.stop()
     stop_process(executor.process)
@@ -36,7 +38,7 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
 
 @pytest.fixture
 def worker(stack, transactional_db):
-    process = start_worker(stack.log_dir, "--concurrency", "4")
+    process = start_worker(stack.log_dir, "--concurrency", "4", CONFIG_CACHE_S="0")
     yield process
     if process.process.poll() is None:
         process.stop()
