@@ -6,6 +6,7 @@ no per-run limit is reached), for ``--seconds`` each:
 
 * calls per second;
 * the client's round trip p50/p99;
+* a bare ``GET /healthz`` round trip, the floor any request pays here;
 * the gateway's overhead per call — the call's whole time in the gateway (``PluginCall.duration_ms``: token,
   run row, rate limits, schema, the pool's hop, the audit row's fields) minus the plugin's own time
   (``plugin_ms``) — p50/p99, and the round trip minus the plugin's time (adds HTTP, middleware, the audit's
@@ -116,6 +117,17 @@ def load(base: str, groups: list[list[tuple[str, str]]], seconds: float, call_id
     return {"calls": len(latencies), "failed": failures, "wall": wall, "latencies": sorted(latencies)}
 
 
+def healthz_p50(base: str) -> float:
+    """What any request costs here (HTTP, the middleware, no view work): the floor under a round trip."""
+    session = requests.Session()
+    times = []
+    for _ in range(300):
+        started = time.perf_counter()
+        session.get(f"{base}/healthz", timeout=10)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
 def audit_overheads(since_id: int) -> tuple[list[float], list[float]]:
     """(gateway minus plugin, plugin) in ms, for the successful calls recorded after ``since_id``."""
     from gateway.models import PluginCall
@@ -161,6 +173,7 @@ def main() -> None:
             wait_http(base + "/healthz")
             load(base, groups[:1], 1.0, True)  # warm up: connections, caches, the pool's threads
             print(f"tool gateway, no-op plugin (echo), {args.seconds:g} s per figure, tracing on")
+            print(f"baseline: a bare GET /healthz round trip p50 {healthz_p50(base):.2f} ms (1 caller)")
             for callers in (1, args.callers):
                 for call_ids in (True, False):
                     since = last_id()
