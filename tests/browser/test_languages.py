@@ -29,7 +29,8 @@ def test_a_chinese_browser_gets_the_store_and_the_conversation_in_chinese(
     page.get_by_role("button", name="发送").click()
     turn = page.locator(".turn").first
     expect(turn.locator(".run-status .status")).to_have_text("等待你的回复")
-    expect(turn.locator("details.tool summary")).to_have_text("工具调用：word_count")
+    expect(turn.locator("details.tool summary")).to_contain_text("工具调用：word_count")
+    expect(turn.locator("details.tool .tool-outcome")).to_have_text("已完成")
     expect(page.get_by_role("heading", name="待办清单")).to_be_visible()
     check_accessibility(page)
     turn.get_by_role("button", name="approve").click()
