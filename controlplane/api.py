@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from core import params
-from core.errors import DomainError, TooManyRequests
+from core.errors import DomainError
 
 logger = structlog.get_logger(__name__)
 
@@ -75,7 +75,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's exception handler: every error, including unexpected ones, in the one JSON shape."""
     set_rollback()
     if isinstance(exc, DomainError):
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+        headers = exc.response_headers()
         body = error_body(exc.code, str(exc.message), exc.detail)  # the message in the request's language
         return Response(body, status=exc.status, headers=headers)
     api_exc = _as_api_exception(exc)

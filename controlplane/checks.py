@@ -11,6 +11,7 @@ import sys
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import DatabaseError
 
 # Commands that write run events from a process of their own, apart from the web processes' listeners.
 PUBLISHING_COMMANDS = frozenset({"runworker", "reconcile"})
@@ -144,3 +145,36 @@ def check_plugins(app_configs=None, **kwargs) -> list[CheckMessage]:
         for row in registry.installed()
         if row.status == registry.Status.BROKEN
     ]
+
+
+@register()
+def check_file_roots(app_configs=None, databases=None, **kwargs) -> list[CheckMessage]:
+    """Roots whose directory is missing (FILE_ROOTS always; the admin's too when a database is checked,
+    as ``migrate`` and ``check --database default`` do), and a request transaction the audit would share."""
+    from files.models import FileRoot, root_path_problem
+
+    messages: list[CheckMessage] = []
+    if any(config.get("ATOMIC_REQUESTS") for config in settings.DATABASES.values()):
+        messages.append(
+            Error(
+                "ATOMIC_REQUESTS is on: a failing request would roll back its file access audit rows.",
+                hint="Leave ATOMIC_REQUESTS off (views that write open their own transactions).",
+                id="files.E002",
+            )
+        )
+    roots = dict(settings.FILE_ROOTS)
+    if databases and "default" in databases:
+        try:
+            roots.update(FileRoot.objects.filter(enabled=True).values_list("name", "path"))
+        except DatabaseError:  # not migrated yet
+            pass
+    messages += [
+        Warning(
+            f"The file root {name!r} cannot be served: {path!r}: {problem}",
+            hint="Create the directory, fix its path (FILE_ROOTS or the admin), or disable the root.",
+            id="files.W001",
+        )
+        for name, path in sorted(roots.items())
+        if (problem := root_path_problem(path))
+    ]
+    return messages

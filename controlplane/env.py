@@ -94,6 +94,23 @@ def string_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+_NAME = re.compile(r"[-a-zA-Z0-9_]{1,100}")
+
+
+def named_paths(name: str) -> dict[str, str]:
+    """``name=/absolute/path`` pairs, comma-separated (``reports=/srv/reports,ws=/srv/workspaces``)."""
+    result: dict[str, str] = {}
+    for item in string_list(name, []):
+        key, equals, path = item.partition("=")
+        key, path = key.strip(), path.strip()
+        if not equals or not _NAME.fullmatch(key) or not path.startswith("/"):
+            raise ImproperlyConfigured(f"{name}: expected name=/absolute/path pairs, got {item!r}")
+        if key in result:
+            raise ImproperlyConfigured(f"{name}: {key!r} is named twice")
+        result[key] = path
+    return result
+
+
 def choice(name: str, default: str, choices: set[str]) -> str:
     value = string(name, default).strip().lower()
     if value not in choices:

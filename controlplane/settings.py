@@ -502,4 +502,13 @@ DB_QUERY_TIMEOUT_MS = env.integer("DB_QUERY_TIMEOUT_MS", 5000, minimum=1)
 # The most rows a query returns (an agent's max_rows may lower it); more are cut off with truncated=true.
 DB_QUERY_MAX_ROWS = env.integer("DB_QUERY_MAX_ROWS", 1000, minimum=1)
 
+# The file browser (files/): roots declared here as name=/path pairs are written to the database by
+# `manage.py file_roots --sync` (the standalone command and the container's start run it); more roots
+# and every ACL are added in the admin.
+FILE_ROOTS = env.named_paths("FILE_ROOTS")
+# A download is read and sent this many bytes at a time.
+FILES_CHUNK_BYTES = env.integer("FILES_CHUNK_BYTES", 1024 * 1024, minimum=4096)
+# nginx's internal location for downloads (X-Accel-Redirect: <it>/<root>/<path>); empty: sent by Django.
+FILES_X_ACCEL_REDIRECT = env.string("FILES_X_ACCEL_REDIRECT", "")
+
 ENVIRONMENT_VARIABLES = frozenset(env.READ)

@@ -18,6 +18,7 @@ api: list[URLPattern | URLResolver] = [
     path("", include("agents.urls")),
     path("", include("runs.urls")),
     path("", include("gateway.urls")),
+    path("", include("files.urls")),
     path("", include("observability.urls")),
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", login_required(SwaggerView.as_view(url_name="schema")), name="api-docs"),

@@ -28,6 +28,10 @@ class DomainError(Exception):
         if code:
             self.code = code
 
+    def response_headers(self) -> dict[str, str] | None:
+        """Headers the error's response carries (a 429's ``Retry-After``, a 416's ``Content-Range``)."""
+        return None
+
 
 class NotFound(DomainError):
     status = 404
@@ -63,3 +67,6 @@ class TooManyRequests(DomainError):
     code = "too_many_requests"
     message = gettext_lazy("Too many requests.")
     retry_after = 10
+
+    def response_headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after)}

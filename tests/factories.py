@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 
 from agents.models import Action, App, AppGrant, AppSetting, Executor, Project, PromptVersion
+from files.models import FileACL, FileRoot
 from rbac.models import Department, Role, RoleBinding
 from runs.models import Run, Session
 
@@ -145,6 +146,26 @@ def grant(
     else:
         RoleBindingFactory(role=role, user=subject, **binding)
     return AppGrantFactory(role=role, action=action, app=app)
+
+
+class FileRootFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FileRoot
+        django_get_or_create = ["name"]
+
+    name = factory.Sequence(lambda n: f"root-{n}")
+    path = "/nonexistent"
+
+
+def file_acl(subject, root: FileRoot, path_prefix: str = "", permission: str = "read") -> FileACL:
+    """Let ``subject`` (a user or a department) ``permission`` under ``path_prefix`` of ``root``, through a
+    role of its own."""
+    role = RoleFactory()
+    if isinstance(subject, Department):
+        RoleBindingFactory(role=role, department=subject)
+    else:
+        RoleBindingFactory(role=role, user=subject)
+    return FileACL.objects.create(root=root, path_prefix=path_prefix, role=role, permission=permission)
 
 
 def staff_with(*permissions: str, username: str = "clerk"):
