@@ -14,9 +14,9 @@ things:
 * every request's thread-sensitive work runs on one fixed pool of persistent threads (``WEB_THREADS``),
   so database and Redis connections are kept per thread and reused, like a threaded WSGI server.
 
-A streaming response with a sync iterator (WhiteNoise's static files) is read one chunk at a time on the
-thread pool and sent as it is read: Django would otherwise read it whole before sending it, with a warning
-each time.
+A streaming response with a sync iterator (WhiteNoise's static files, downloads) is read one chunk at a
+time on the thread pool and sent as it is read: Django would otherwise read it whole before sending it, with
+a warning each time. A stream that raises is closed before the error goes on (Django leaves it open).
 
 It also refuses request bodies over ``API_MAX_BODY_BYTES`` with a 413 before reading them: Django's
 handler reads the whole body into a spooled file before any middleware runs, so a limit enforced later
@@ -102,7 +102,14 @@ class ASGIHandler(asgi.ASGIHandler):
     async def send_response(self, response, send):
         if response.streaming and not response.is_async:
             response.streaming_content = _chunks_from_thread(iter(response.streaming_content))
-        await super().send_response(response, send)
+        try:
+            await super().send_response(response, send)
+        except Exception:
+            # Django closes a response after sending it, or after its client left (a CancelledError, which
+            # it absorbs), but not when its stream raised: a download's file would stay open and its audit
+            # would never learn the stream stopped. Closed here, then the error goes on to the server.
+            await sync_to_async(response.close)()
+            raise
 
     async def get_response_async(self, request):
         # The sync get_response sets the urlconf, runs the chain, logs 4xx/5xx and registers request.close.

@@ -7,6 +7,7 @@ warnings are printed. uvicorn and gunicorn do not run system checks.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from django.conf import settings
@@ -164,10 +165,8 @@ def check_file_roots(app_configs=None, databases=None, **kwargs) -> list[CheckMe
         )
     roots = dict(settings.FILE_ROOTS)
     if databases and "default" in databases:
-        try:
+        with contextlib.suppress(DatabaseError):  # not migrated yet
             roots.update(FileRoot.objects.filter(enabled=True).values_list("name", "path"))
-        except DatabaseError:  # not migrated yet
-            pass
     messages += [
         Warning(
             f"The file root {name!r} cannot be served: {path!r}: {problem}",

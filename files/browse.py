@@ -44,7 +44,8 @@ def page(root_path: str, parts: Parts, grants: Grants, *, after: str, limit: int
     with open_directory(root_path, parts) as directory:
         with os.scandir(directory.fd) as scan:
             entries = sorted(scan, key=lambda entry: entry.name)
-        chosen, skipped, more = [], 0, False
+        chosen: list[os.DirEntry] = []
+        skipped, more = 0, False
         for entry in entries:
             if entry.name <= after and after:
                 continue

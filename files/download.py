@@ -213,7 +213,7 @@ def response_for(request: HttpRequest, access: Access, opened: Opened, *, inline
     else:
         os.posix_fadvise(opened.fd, first, length, os.POSIX_FADV_SEQUENTIAL)
         body = Body(opened, first, length, access)
-        response = StreamingHttpResponse(body, content_type=content_type, status=status)
+        response = StreamingHttpResponse(body, content_type=content_type, status=status)  # type: ignore[assignment]
     for name, value in validators.items():
         response[name] = value
     response["Content-Length"] = str(length)

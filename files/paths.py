@@ -182,12 +182,12 @@ def _walk(root: str, parts: tuple[str, ...]) -> int:
     try:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as error:
-        raise DiskError(f"root_unavailable:{errno.errorcode.get(error.errno, error.errno)}") from None
+        raise DiskError(f"root_unavailable:{errno.errorcode.get(error.errno or 0, error.errno)}") from None
     for part in parts:
         try:
             child = os.open(part, _DIR_FLAGS, dir_fd=fd)
         except OSError as error:
-            raise _refusal(error) from None
+            raise _refusal(error, part, fd) from None
         finally:
             os.close(fd)
         fd = child
@@ -200,7 +200,7 @@ def _checked(root: str, fd: int) -> Opened:
         resolved = _path_of(fd)
     except OSError as error:
         os.close(fd)
-        raise DiskError(errno.errorcode.get(error.errno, str(error.errno))) from None
+        raise DiskError(errno.errorcode.get(error.errno or 0, str(error.errno))) from None
     if resolved is not None and not is_inside(resolved, root):
         os.close(fd)
         raise EntryNotFound("outside_root")
@@ -224,7 +224,9 @@ def _join(directory: str, name: str) -> str:
     return f"{directory.rstrip('/')}/{name}" if directory else ""
 
 
-def _refusal(error: OSError) -> DomainError:
+def _refusal(error: OSError, name: str = "", dir_fd: int = -1) -> DomainError:
+    if error.errno == errno.ENOTDIR and name and _is_symlink(name, dir_fd):
+        return EntryNotFound("symlink")  # O_DIRECTORY | O_NOFOLLOW on a symlink says ENOTDIR
     if error.errno == errno.ENOENT:
         return EntryNotFound("no_such_entry")
     if error.errno in (errno.ELOOP, errno.EMLINK):  # O_NOFOLLOW met a symlink (FreeBSD says EMLINK)
@@ -236,3 +238,10 @@ def _refusal(error: OSError) -> DomainError:
     if error.errno in (errno.ENXIO, errno.ENODEV):  # a socket, a device without a driver
         return EntryNotFound("not_a_file")
     return DiskError(errno.errorcode.get(error.errno or 0, str(error.errno)))
+
+
+def _is_symlink(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
