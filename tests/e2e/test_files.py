@@ -10,6 +10,7 @@ import socket
 import pytest
 
 from files.models import FileAccessEvent
+from observability.models import Span
 from tests.executor_support import wait_until
 from tests.factories import FileRootFactory, file_acl
 
@@ -49,6 +50,11 @@ def test_a_large_download_and_a_range_over_http(served):
     )
     rows = list(FileAccessEvent.objects.order_by("id").values_list("outcome", "status", "bytes_sent"))
     assert rows == [("allowed", 200, len(content)), ("allowed", 206, 4)]
+    event = FileAccessEvent.objects.order_by("id").first()
+    assert len(event.trace_id) == 32  # the access's span, in the audit row and in the Span table
+    wait_until(
+        lambda: Span.objects.filter(trace_id=event.trace_id, name="files.download").exists(), timeout=10
+    )
 
 
 def test_a_file_that_shrinks_mid_stream_is_cut_short_and_audited(served, stack):

@@ -196,7 +196,9 @@ _COMPONENTS = st.sampled_from(
 
 
 @hypothesis_settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(parts=st.lists(_COMPONENTS, min_size=0, max_size=6), lead=st.sampled_from(["", "/", "//"]))
 def test_generated_paths_never_leave_the_root(files_api, reader, tree, parts, lead):
