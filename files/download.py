@@ -25,9 +25,8 @@ from django.utils.cache import get_conditional_response
 from django.utils.http import http_date, parse_http_date_safe
 from django.utils.translation import gettext_lazy
 
-from core.errors import DomainError
 from files.audit import Access
-from files.paths import Opened
+from files.paths import Opened, Refusal
 
 logger = logging.getLogger(__name__)
 
@@ -41,27 +40,25 @@ DOWNLOAD_POLICY = (
 )
 
 
-class RangeNotSatisfiable(DomainError):
+class RangeNotSatisfiable(Refusal):
     status = 416
     code = "range_not_satisfiable"
     message = gettext_lazy("The requested range is outside the file.")
     outcome = "invalid"
-    reason = "range_not_satisfiable"
 
     def __init__(self, size: int) -> None:
-        super().__init__(detail={"size": size})
+        super().__init__("range_not_satisfiable", detail={"size": size})
         self.size = size
 
     def response_headers(self) -> dict[str, str]:
         return {"Content-Range": f"bytes */{self.size}"}
 
 
-class PreconditionFailed(DomainError):
+class PreconditionFailed(Refusal):
     status = 412
     code = "precondition_failed"
     message = gettext_lazy("The file has changed.")
     outcome = "invalid"
-    reason = "precondition_failed"
 
 
 class FileChanged(Exception):
@@ -187,7 +184,7 @@ def response_for(request: HttpRequest, access: Access, opened: Opened, *, inline
     if conditional is not None:
         opened.close()
         if conditional.status_code == 412:
-            raise PreconditionFailed()
+            raise PreconditionFailed("precondition_failed")
         for name, value in validators.items():
             conditional[name] = value
         access.record(outcome="allowed", status=304, reason="not_modified")

@@ -33,18 +33,27 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _ENTRY_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
 
 
-class InvalidPath(DomainError):
+class Refusal(DomainError):
+    """A refused access: its HTTP answer, plus the audit's outcome and a machine reason."""
+
+    outcome = "error"
+
+    def __init__(self, reason: str, *, detail: object = None) -> None:
+        super().__init__(detail=detail)
+        self.reason = reason
+
+
+class InvalidPath(Refusal):
     status = 400
     code = "invalid_path"
     message = gettext_lazy("This path is not allowed.")
     outcome = "invalid"
 
     def __init__(self, reason: str) -> None:
-        super().__init__(detail={"path": [reason]})
-        self.reason = reason
+        super().__init__(reason, detail={"path": [reason]})
 
 
-class EntryNotFound(DomainError):
+class EntryNotFound(Refusal):
     """Missing, a symlink, or not the kind of entry asked for: all answered as the same 404."""
 
     status = 404
@@ -52,20 +61,11 @@ class EntryNotFound(DomainError):
     message = gettext_lazy("Not found.")
     outcome = "not_found"
 
-    def __init__(self, reason: str) -> None:
-        super().__init__()
-        self.reason = reason
 
-
-class DiskError(DomainError):
+class DiskError(Refusal):
     status = 503
     code = "file_unavailable"
     message = gettext_lazy("The file cannot be read now.")
-    outcome = "error"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__()
-        self.reason = reason
 
 
 def parse(raw: str, *, allow_empty: bool = False) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import params, tracing
-from core.errors import DomainError, NotFound
+from core.errors import DomainError
 from files import browse, download, paths
 from files.audit import Access
 from files.models import Action, FileRoot
@@ -29,14 +29,10 @@ PATH_PARAM = OpenApiParameter(
 )
 
 
-class Denied(NotFound):
+class Denied(paths.EntryNotFound):
     """No ACL of the user's covers it: answered exactly like a missing file."""
 
     outcome = "denied"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__()
-        self.reason = reason
 
 
 class RootsView(APIView):
