@@ -4,7 +4,9 @@ rules that show RBAC at work.
 - alice (research) sees and starts every research app, and edits their prompts;
 - bob (support) sees the guided demo but may not start it, and starts the instant reply;
 - the operators' report is seen by admins only (no grant names it);
-- a project, "Market report", owned by research.
+- a project, "Market report", owned by research;
+- a file root "demo" over sample files in ``VAR_DIR/demo-files``: research reads ``reports/`` and the
+  project's ``workspace/``, nobody but admins reads ``secret/``.
 
 ``seed_demo`` creates what is missing and changes nothing that exists (a password someone changed stays
 changed), so ``manage.py standalone`` can call it on every start. Its apps name no executor: they run on
@@ -13,13 +15,17 @@ the default one — the reference executor inside ``manage.py standalone``, or `
 
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connections, transaction
 
 from agents.models import Action, AgentKind, App, AppGrant, Project
 from agents.prompts import prompt_version_create
+from files.models import FileACL, FileRoot, Permission
 from rbac.models import Department, Role, RoleBinding
 from rbac.services import DEMO_ADMIN_PASSWORD, demo_passwords_allowed, user_ensure
 
@@ -184,6 +190,7 @@ def seed_demo(*, allow_demo_passwords: bool = False) -> SeedReport:
     for slug, name, department in PROJECTS:
         _ensure_project(slug, name, department, report)
     _ensure_samples(report)
+    _ensure_demo_files(report)
     return report
 
 
@@ -271,3 +278,77 @@ def _ensure_samples(report: SeedReport) -> None:
         for row in SAMPLE_INCIDENTS:
             cursor.execute("INSERT INTO incidents VALUES (%s, %s, %s, %s)", row)
     report.created.append("sample database (incidents)")
+
+
+DEMO_ROOT = "demo"
+DEMO_READER_ROLE = "demo-file-reader"
+DEMO_READABLE = ("reports", "workspace")
+
+
+def _png(width: int = 48, height: int = 24) -> bytes:
+    """A small real PNG (a two-colour bar chart), without an imaging library."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b""
+    for y in range(height):
+        row = b""
+        for x in range(width):
+            bar = (x // 8) % 2 == 0 and y >= height - (x // 8 + 1) * 3
+            row += bytes((37, 99, 235) if bar else (241, 245, 249))
+        rows += b"\x00" + row
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+DEMO_FILES = {
+    "reports/2026-q3.csv": (
+        "quarter,region,revenue\n2026-Q3,north,1200\n2026-Q3,south,980\n2026-Q3,east,1430\n"
+    ),
+    "reports/summary.md": (
+        "# Quarterly summary\n\nRevenue grew 8 % over the quarter; east led.\n\n季度总结：收入增长 8%。\n"
+    ),
+    "reports/chart.png": _png,
+    "workspace/market-report/output.txt": (
+        "Market report agent, run output:\n- 3 competitors analysed\n- 2 risks found\n"
+    ),
+    "workspace/market-report/notes.log": "2026-11-30T09:00:00Z started\n2026-11-30T09:02:10Z finished\n",
+    "secret/salaries.csv": "name,salary\nalice,1\nbob,2\n",
+    "README.txt": "Sample files of the demo file root.\n",
+}
+
+
+def _ensure_demo_files(report: SeedReport) -> None:
+    """The demo root's folder (files that exist are left as they are), the root and its ACLs."""
+    base = Path(settings.VAR_DIR) / "demo-files"
+    for name, content in DEMO_FILES.items():
+        path = base / name
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = content() if callable(content) else content.encode()
+        path.write_bytes(data)
+    project = Project.objects.filter(slug="market-report").first()
+    root, created = FileRoot.objects.get_or_create(
+        name=DEMO_ROOT,
+        defaults={
+            "path": str(base),
+            "description": "Shared reports and the Market report project's workspace (demo).",
+            "project": project,
+        },
+    )
+    if not created:
+        return
+    report.created.append(f"file root {DEMO_ROOT}")
+    role, _ = Role.objects.get_or_create(slug=DEMO_READER_ROLE, defaults={"name": "Demo file reader"})
+    RoleBinding.objects.get_or_create(
+        role=role, department=Department.objects.get(slug="research"), defaults={"include_descendants": True}
+    )
+    for prefix in DEMO_READABLE:
+        FileACL.objects.get_or_create(root=root, path_prefix=prefix, role=role, permission=Permission.READ)

@@ -39,6 +39,7 @@ from controlplane.demo import APPS, USERS, seed_demo
 from executor import config as executor_config
 from executor.app import ExecutorApp
 from executor.http import ApiError
+from files.services import roots_sync_from_settings
 from observability.reconciler import Reconciler, ReconcilerOptions
 from rbac.services import DemoPasswordRefused
 from run_queue import handlers
@@ -211,6 +212,8 @@ class Standalone:
     def prepare(self) -> None:
         """Migrate, seed, bind both ports and build the parts; nothing is served yet."""
         call_command("migrate", interactive=False, verbosity=max(self.options.verbosity - 1, 0))
+        if settings.FILE_ROOTS:
+            roots_sync_from_settings()
         if self.options.seed:
             try:
                 self.seeded = seed_demo(allow_demo_passwords=self.options.allow_demo_passwords).created

@@ -46,7 +46,7 @@ def test_seeds_the_cast_departments_and_one_app_per_playbook(db, settings):
         assert app.executor_id is None
         assert app.name
         assert app.description
-    assert len(report.created) == 3 + 3 + len(APPS) + len(ROLES) + len(PROJECTS)
+    assert len(report.created) == 3 + 3 + len(APPS) + len(ROLES) + len(PROJECTS) + 1  # + the file root
 
 
 def test_seeding_twice_creates_nothing_more(db, settings):
@@ -96,3 +96,21 @@ def test_the_command_refuses_demo_passwords_with_debug_off(db, settings):
         call_command("seed_demo")
     call_command("seed_demo", "--allow-demo-passwords")
     assert counts()[0] == 3
+
+
+def test_the_demo_file_root_lets_research_read_reports_not_secret(db, settings, tmp_path, api_as):
+    settings.DEBUG = True
+    settings.VAR_DIR = tmp_path
+    seed_demo()
+    alice, bob = User.objects.get(username="alice"), User.objects.get(username="bob")
+    assert [root["name"] for root in api_as(alice).get("/api/files/roots").json()["roots"]] == ["demo"]
+    listed = api_as(alice).get("/api/files/demo/list", {"path": ""}).json()["entries"]
+    assert [entry["name"] for entry in listed] == ["reports", "workspace"]
+    chart = api_as(alice).get("/api/files/demo/download", {"path": "reports/chart.png"})
+    assert chart.status_code == 200
+    assert b"".join(chart.streaming_content).startswith(b"\x89PNG")
+    assert api_as(alice).get("/api/files/demo/download", {"path": "secret/salaries.csv"}).status_code == 404
+    assert api_as(bob).get("/api/files/roots").json() == {"roots": []}
+    (tmp_path / "demo-files" / "reports" / "summary.md").write_text("changed by someone")
+    assert seed_demo().created == []
+    assert (tmp_path / "demo-files" / "reports" / "summary.md").read_text() == "changed by someone"

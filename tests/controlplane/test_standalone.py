@@ -156,6 +156,8 @@ def table_counts(database: Path) -> dict[str, int]:
         "agents_promptversion",
         "agents_project",
         "agents_executor",
+        "files_fileroot",
+        "files_fileacl",
     ]
     with contextlib.closing(sqlite3.connect(database)) as db:
         return {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}
@@ -221,13 +223,15 @@ def test_a_second_start_on_the_same_database_adds_no_demo_data_and_ignores_redis
         "auth_user": 3,
         "rbac_department": 3,
         "rbac_department_members": 2,
-        "rbac_role": 3,
-        "rbac_rolebinding": 3,
+        "rbac_role": 4,
+        "rbac_rolebinding": 4,
         "agents_app": 7,
         "agents_appgrant": 14,
         "agents_promptversion": 7,
         "agents_project": 1,
         "agents_executor": 1,
+        "files_fileroot": 1,
+        "files_fileacl": 2,
     }
 
     # REDIS_URL points nowhere: were it used, readiness and live delivery would fail.
