@@ -1,6 +1,5 @@
 """The portal's navigation: one entry per page family, in order, each with the test that decides who sees
-it (the operators' dashboard: ``may_view_dashboard``); the header renders the list. A later page (the file
-browser) adds its entry here."""
+it (the operators' dashboard: ``may_view_dashboard``); the header renders the list."""
 
 from __future__ import annotations
 
@@ -26,7 +25,8 @@ NAV: list[NavEntry] = [
     NavEntry("runs", _("Runs"), "portal:runs"),
     NavEntry("inbox", _("Inbox"), "portal:inbox"),
     NavEntry("dashboard", _("Dashboard"), "dashboard:home", shown_to=may_view_dashboard),
-    # The file browser goes here.
+    # Shown to everyone: whoever holds no root sees an empty state that says so (no query per page).
+    NavEntry("files", _("Files"), "portal:files"),
 ]
 
 

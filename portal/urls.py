@@ -12,4 +12,5 @@ urlpatterns = [
     path("sessions/<uuid:session_id>", views.conversation, name="conversation"),
     path("runs/<uuid:run_id>", views.run_page, name="run"),
     path("inbox", views.inbox, name="inbox"),
+    path("files/", views.files, name="files"),
 ]

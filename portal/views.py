@@ -83,6 +83,12 @@ def inbox(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/inbox.html", {"active_nav": "inbox"})
 
 
+@login_required
+def files(request: HttpRequest) -> HttpResponse:
+    """The file browser: a shell over /api/files/ (the root and the path are in the query string)."""
+    return render(request, "portal/files.html", {"active_nav": "files"})
+
+
 def operators_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """The operators' pages: signed in, then the 404 page for whoever may not see the dashboard."""
 
