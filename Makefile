@@ -35,7 +35,7 @@ lint: $(STAMP)
 # Every benchmark under bench/ (each prints its figures; about 5 minutes in all on 2 cores). The other files
 # there are their helpers: common.py (scratch database, processes), handlers.py (no-op and stamping queue
 # handlers), naive_worker.py (queue.py's baseline), publisher.py (runs.py's event source).
-BENCHES ?= bench/queue.py bench/rbac.py bench/executor_stream.py bench/runs.py bench/portal.py bench/gateway.py
+BENCHES ?= bench/queue.py bench/rbac.py bench/executor_stream.py bench/runs.py bench/portal.py bench/gateway.py bench/files.py
 
 bench: $(STAMP)
 	PYTHON=$(BIN)/python scripts/with-services.sh sh -c 'for b in $(BENCHES); do echo "== $$b"; \

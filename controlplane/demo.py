@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -307,7 +308,7 @@ def _png(width: int = 48, height: int = 24) -> bytes:
     )
 
 
-DEMO_FILES = {
+DEMO_FILES: dict[str, str | Callable[[], bytes]] = {
     "reports/2026-q3.csv": (
         "quarter,region,revenue\n2026-Q3,north,1200\n2026-Q3,south,980\n2026-Q3,east,1430\n"
     ),

@@ -13,7 +13,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from files.models import FileACL, FileAccessEvent, FileRoot, root_path_problem
+from core.admin_mixins import ReadOnlyAdminMixin
+from files.models import FileAccessEvent, FileACL, FileRoot, root_path_problem
 
 
 class FileACLInline(admin.TabularInline):
@@ -103,7 +104,7 @@ class _Echo:
 
 
 @admin.register(FileAccessEvent)
-class FileAccessEventAdmin(admin.ModelAdmin):
+class FileAccessEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "username",
@@ -124,15 +125,6 @@ class FileAccessEventAdmin(admin.ModelAdmin):
     show_full_result_count = False
     readonly_fields = [field.name for field in FileAccessEvent._meta.fields]
     change_list_template = "admin/files/fileaccessevent/change_list.html"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="trace")
     def trace_link(self, event: FileAccessEvent) -> str:

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
+from core.admin_mixins import ReadOnlyAdminMixin
 from gateway.models import PluginCall
 
 
@@ -27,7 +28,7 @@ class PluginFilter(admin.SimpleListFilter):
 
 
 @admin.register(PluginCall)
-class PluginCallAdmin(admin.ModelAdmin):
+class PluginCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "plugin",
@@ -74,12 +75,3 @@ class PluginCallAdmin(admin.ModelAdmin):
             return "-"
         url = reverse("admin:observability_span_changelist") + "?" + urlencode({"trace_id": call.trace_id})
         return format_html('<a href="{}">{}</a>', url, call.trace_id)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
