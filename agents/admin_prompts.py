@@ -18,6 +18,7 @@ from django.utils.text import Truncator
 from agents.access import apps_for
 from agents.models import Action, PromptActivation, PromptVersion
 from agents.prompts import REASON_MAX, InvalidPrompt, check_prompt, prompt_activate, prompt_version_create
+from core.admin_mixins import ReadOnlyAdmin, ReadOnlyAdminMixin
 from core.errors import DomainError
 
 PREVIEW_CHARS = 80
@@ -27,7 +28,7 @@ def _is_active(version: PromptVersion) -> bool:
     return version.app.active_prompt_id == version.pk
 
 
-class PromptVersionInline(admin.TabularInline):
+class PromptVersionInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The app's saved versions, newest first, read-only."""
 
     model = PromptVersion
@@ -41,15 +42,6 @@ class PromptVersionInline(admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PromptVersion]:
         return super().get_queryset(request).select_related("app", "author")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(boolean=True, description="active")
     def active(self, version: PromptVersion) -> bool:
@@ -124,19 +116,6 @@ class NewPromptVersionInline(admin.StackedInline):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_add_permission(request, obj)  # it shows nothing but the form for a new one
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows nobody adds, changes or deletes here, a superuser included (they are history)."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

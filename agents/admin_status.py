@@ -5,8 +5,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from agents.admin_prompts import ReadOnlyAdmin
 from agents.models import AgentStatus, AgentStatusChange, ExecutorHealth
+from core.admin_mixins import ReadOnlyAdmin
 
 
 class AgentStatusChangeInline(admin.TabularInline):

@@ -155,6 +155,12 @@ def report_pages(label: str, latencies: list[float]) -> None:
     print(f"{label}: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
 
 
+def chunk_bytes() -> int:
+    from django.conf import settings
+
+    return settings.FILES_CHUNK_BYTES
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--downloads", type=int, default=3)
@@ -185,12 +191,6 @@ def main() -> None:
                 stop([web])
     finally:
         shutil.rmtree(base, ignore_errors=True)
-
-
-def chunk_bytes() -> int:
-    from django.conf import settings
-
-    return settings.FILES_CHUNK_BYTES
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import admin
 from django.http import HttpRequest
 
 
 class ReadOnlyAdminMixin:
-    """A record the admin shows and filters but never adds, changes or deletes (audit rows, call records)."""
+    """Rows the admin shows and filters but nobody adds, changes or deletes there, a superuser included
+    (history, audit rows, call records). For a model admin or an inline."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -18,3 +20,7 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    pass

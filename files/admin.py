@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from core.admin_mixins import ReadOnlyAdminMixin
+from core.admin_mixins import ReadOnlyAdmin
 from files.models import FileAccessEvent, FileACL, FileRoot, root_path_problem
 
 
@@ -104,7 +104,7 @@ class _Echo:
 
 
 @admin.register(FileAccessEvent)
-class FileAccessEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class FileAccessEventAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
         "username",

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from core.admin_mixins import ReadOnlyAdminMixin
+from core.admin_mixins import ReadOnlyAdmin
 from gateway.models import PluginCall
 
 
@@ -28,7 +28,7 @@ class PluginFilter(admin.SimpleListFilter):
 
 
 @admin.register(PluginCall)
-class PluginCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PluginCallAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
         "plugin",

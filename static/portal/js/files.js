@@ -2,7 +2,7 @@
 // a preview of text (the first 256 KiB, as text) and of images. The root, the folder and the page cursor
 // live in the query string, so reload and back keep them.
 import { api, errorText } from "./api.js";
-import { _, format, formatDate } from "./i18n.js";
+import { _, format, formatDate, formatSize } from "./i18n.js";
 import { el } from "./dom.js";
 
 const PAGE = 200;
@@ -40,19 +40,6 @@ function go(values, { replace = false } = {}) {
 
 const fileUrl = (action, root, path, extra = {}) =>
   `/api/files/${encodeURIComponent(root)}/${action}?${new URLSearchParams({ path, ...extra })}`;
-
-function formatSize(bytes) {
-  if (bytes === null || bytes === undefined) return "—";
-  const units = ["B", "KB", "MB", "GB", "TB"]; // the same in both languages
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit += 1;
-  }
-  const digits = unit === 0 || value >= 100 ? 0 : 1;
-  return `${value.toLocaleString(document.documentElement.lang || undefined, { maximumFractionDigits: digits })} ${units[unit]}`;
-}
 
 function link(text, values) {
   const query = new URLSearchParams(Object.entries(values).filter(([, v]) => v));
